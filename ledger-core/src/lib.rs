@@ -1,14 +1,36 @@
 //! # ledger-core
 //!
 //! The consensus-critical heart of the ledger, as a pure library: no I/O, no clock, no ambient
-//! randomness. Time comes in as an argument; effects go out as return values.
+//! randomness, no hash-map iteration order in any output. Time comes in as an argument; effects go
+//! out as return values. This is what lets the consensus run in a deterministic simulation.
 //!
-//! - [`hash`]: SHA-256 digests.
-//! - [`smt`]: the sparse Merkle tree behind the state root (membership and non-membership proofs).
-//! - [`merkle`]: the transaction Merkle root with inclusion proofs.
+//! - [`hash`], [`codec`], [`crypto`]: SHA-256, the canonical borsh encoding, ed25519 under the pinned
+//!   `verify_strict` rule with domain-separated, chain-bound signing.
+//! - [`types`]: chain id, checksummed addresses, amounts, nonces, heights.
+//! - [`tx`], [`block`], [`vote`], [`validator`]: transactions, blocks, votes, commit certificates,
+//!   the validator set.
+//! - [`smt`], [`merkle`]: the sparse Merkle tree behind the state root, and the transaction root.
+//! - [`params`]: consensus parameters fixed in genesis.
+//! - [`api`]: the JSON types of the node's HTTP API, shared with the wallet and the testnet.
 
+pub mod api;
+pub mod block;
+pub mod codec;
+pub mod crypto;
 pub mod hash;
 pub mod merkle;
+pub mod params;
 pub mod smt;
+pub mod tx;
+pub mod types;
+pub mod validator;
+pub mod vote;
 
+pub use block::{Block, BlockHeader, CommittedBlock, SealedBlock};
+pub use crypto::{Keypair, PublicKey, Signature};
 pub use hash::Hash;
+pub use params::ConsensusParams;
+pub use tx::{SignedTransaction, Transaction, TxError, VerifiedTransaction};
+pub use types::{Address, Amount, ChainId, Height, Nonce, Round, TimestampMs};
+pub use validator::{Validator, ValidatorSet};
+pub use vote::{CommitCertificate, SignedVote, Vote, VoteKind};

@@ -1,0 +1,291 @@
+//! Keys and signatures: ed25519 under one pinned verification rule.
+//!
+//! # The verification rule
+//!
+//! Every signature in the ledger is checked with ed25519-dalek's `verify_strict`, and only with it:
+//! - `S` must be canonical (`S < L`);
+//! - the public key `A` and the commitment `R` must not be of small order (weak keys are rejected);
+//! - the cofactorless equation `[S]B = R + [k]A` must hold, compared on the canonical encoding of `R`,
+//!   so non-canonical encodings of `R` are rejected.
+//!
+//! The ed25519-speccheck vectors of "Taming the many EdDSAs" (Chalkias et al., 2020) are pinned with
+//! this rule's verdicts in the tests. Parallel verification ([`verify_all`]) runs the very same check
+//! on each signature; we do not use batch verification, whose cofactored equation would accept
+//! signatures this rule rejects.
+//!
+//! # Domain separation
+//!
+//! A signature covers `domain prefix || chain id || payload`, with a distinct prefix per message kind,
+//! so a signature made for one chain or one kind of message is worthless for any other.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rayon::prelude::*;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ChainId;
+
+/// What a signature is for. Each kind has its own prefix in the signed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    Transaction,
+    Vote,
+    Proposal,
+}
+
+impl Domain {
+    fn prefix(self) -> &'static [u8] {
+        match self {
+            Domain::Transaction => b"ledger/v1/transaction\0",
+            Domain::Vote => b"ledger/v1/vote\0",
+            Domain::Proposal => b"ledger/v1/proposal\0",
+        }
+    }
+}
+
+/// The exact bytes a signature of `domain` on `chain_id` covers for `payload`.
+pub fn signing_bytes(domain: Domain, chain_id: &ChainId, payload: &[u8]) -> Vec<u8> {
+    let prefix = domain.prefix();
+    let chain = chain_id.as_str().as_bytes();
+    let mut out = Vec::with_capacity(prefix.len() + 1 + chain.len() + payload.len());
+    out.extend_from_slice(prefix);
+    // Chain ids are at most 64 bytes (ChainId enforces it), so one length byte is enough and
+    // makes the split between chain id and payload unambiguous.
+    out.push(chain.len() as u8);
+    out.extend_from_slice(chain);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An ed25519 public key, as its 32-byte compressed encoding. Shown as hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+/// An ed25519 signature (R || S). Shown as hex.
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+/// The signature did not verify under the pinned rule (or the key is not a valid point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bad signature")]
+pub struct BadSignature;
+
+impl PublicKey {
+    /// Verifies `sig` over `signing_bytes(domain, chain_id, payload)` with `verify_strict`.
+    pub fn verify(
+        &self,
+        domain: Domain,
+        chain_id: &ChainId,
+        payload: &[u8],
+        sig: &Signature,
+    ) -> Result<(), BadSignature> {
+        self.verify_raw(&signing_bytes(domain, chain_id, payload), sig)
+    }
+
+    /// `verify_strict` on a raw message (no domain prefix): the pinned rule itself.
+    pub fn verify_raw(&self, message: &[u8], sig: &Signature) -> Result<(), BadSignature> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| BadSignature)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        key.verify_strict(message, &sig).map_err(|_| BadSignature)
+    }
+}
+
+/// One signature check for [`verify_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureCheck<'a> {
+    pub key: &'a PublicKey,
+    pub message: &'a [u8],
+    pub signature: &'a Signature,
+}
+
+/// Verifies every check in parallel (rayon) with the pinned rule. On failure returns the index of the
+/// first failing check in input order, so the verdict does not depend on thread scheduling.
+pub fn verify_all(checks: &[SignatureCheck<'_>]) -> Result<(), usize> {
+    let bad = checks
+        .par_iter()
+        .enumerate()
+        .filter(|(_, c)| c.key.verify_raw(c.message, c.signature).is_err())
+        .map(|(i, _)| i)
+        .min();
+    match bad {
+        Some(i) => Err(i),
+        None => Ok(()),
+    }
+}
+
+/// A signing key. Never serialized by the ledger; the wallet stores the 32-byte seed itself.
+pub struct Keypair {
+    signing: SigningKey,
+}
+
+impl Keypair {
+    /// The key whose secret seed is `seed` (RFC 8032 private key).
+    pub fn from_seed(seed: [u8; 32]) -> Keypair {
+        Keypair {
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// A deterministic development key: seed = SHA-256("ledger dev key" || label || index).
+    /// DEV ONLY: anyone can derive these keys; they exist so the default genesis, the wallet and the
+    /// testnet agree on pre-funded accounts and validators without shipping secrets.
+    pub fn dev(label: &str, index: u32) -> Keypair {
+        let seed = crate::Hash::digest_parts(&[
+            b"ledger dev key\0",
+            label.as_bytes(),
+            b"\0",
+            &index.to_le_bytes(),
+        ]);
+        Keypair::from_seed(seed.0)
+    }
+
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.signing.verifying_key().to_bytes())
+    }
+
+    pub fn address(&self) -> crate::Address {
+        crate::Address::from_public_key(&self.public())
+    }
+
+    /// Signs `payload` for `domain` on `chain_id`.
+    pub fn sign(&self, domain: Domain, chain_id: &ChainId, payload: &[u8]) -> Signature {
+        self.sign_raw(&signing_bytes(domain, chain_id, payload))
+    }
+
+    pub fn sign_raw(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        write!(f, "Keypair({:?})", self.public())
+    }
+}
+
+impl Clone for Keypair {
+    fn clone(&self) -> Self {
+        Keypair::from_seed(self.seed())
+    }
+}
+
+macro_rules! hex_bytes_type {
+    ($ty:ident, $len:expr, $name:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($name, "({})"), &hex::encode(self.0)[..16])
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ParseBytesError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let s = s.strip_prefix("0x").unwrap_or(s);
+                if s.len() != 2 * $len {
+                    return Err(ParseBytesError::WrongLength {
+                        what: $name,
+                        expected: 2 * $len,
+                        got: s.len(),
+                    });
+                }
+                let mut out = [0u8; $len];
+                hex::decode_to_slice(s, &mut out)
+                    .map_err(|_| ParseBytesError::NotHex { what: $name })?;
+                Ok($ty(out))
+            }
+        }
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// Why a hex key or signature did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseBytesError {
+    #[error("{what} must be {expected} hex characters, got {got}")]
+    WrongLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{what} is not hex")]
+    NotHex { what: &'static str },
+}
+
+hex_bytes_type!(PublicKey, 32, "public key");
+hex_bytes_type!(Signature, 64, "signature");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> ChainId {
+        ChainId::new("test-chain").expect("valid chain id")
+    }
+
+    #[test]
+    fn signature_verifies_only_for_its_domain_and_chain() {
+        let k = Keypair::dev("test", 0);
+        let sig = k.sign(Domain::Transaction, &chain(), b"payload");
+        assert_eq!(k.public().verify(Domain::Transaction, &chain(), b"payload", &sig), Ok(()));
+        assert_eq!(
+            k.public().verify(Domain::Vote, &chain(), b"payload", &sig),
+            Err(BadSignature)
+        );
+        let other = ChainId::new("other-chain").expect("valid chain id");
+        assert_eq!(
+            k.public().verify(Domain::Transaction, &other, b"payload", &sig),
+            Err(BadSignature)
+        );
+    }
+
+    #[test]
+    fn dev_keys_are_deterministic_and_distinct() {
+        assert_eq!(Keypair::dev("a", 1).public(), Keypair::dev("a", 1).public());
+        assert_ne!(Keypair::dev("a", 1).public(), Keypair::dev("a", 2).public());
+        assert_ne!(Keypair::dev("a", 1).public(), Keypair::dev("b", 1).public());
+    }
+
+    #[test]
+    fn verify_all_reports_the_first_bad_index() {
+        let k = Keypair::dev("test", 1);
+        let msgs: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 10]).collect();
+        let mut sigs: Vec<Signature> = msgs.iter().map(|m| k.sign_raw(m)).collect();
+        let pk = k.public();
+        let checks = |sigs: &[Signature]| -> Vec<(usize, Signature)> {
+            sigs.iter().copied().enumerate().collect()
+        };
+        let run = |sigs: &[Signature]| {
+            let pairs = checks(sigs);
+            let list: Vec<SignatureCheck<'_>> = pairs
+                .iter()
+                .map(|(i, s)| SignatureCheck { key: &pk, message: &msgs[*i], signature: s })
+                .collect();
+            verify_all(&list)
+        };
+        assert_eq!(run(&sigs), Ok(()));
+        sigs[31].0[0] ^= 1;
+        sigs[40].0[5] ^= 1;
+        assert_eq!(run(&sigs), Err(31));
+    }
+}
