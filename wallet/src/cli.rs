@@ -1,0 +1,269 @@
+//! The command line: global options, the subcommands (one module each under [`crate::cmd`]) and
+//! the flags that choose a key.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::args::{self, NodeUrl};
+use crate::client::NodeClient;
+use crate::cmd;
+use crate::error::Error;
+use crate::keys::{self, KeyError, KeySource};
+use crate::output::Output;
+
+/// The node the wallet talks to unless `--node` or `LEDGER_NODE` says otherwise.
+pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:8700";
+/// The environment variable for `--node`.
+pub const NODE_ENV: &str = "LEDGER_NODE";
+
+const AFTER_HELP: &str = "\
+Keys:
+  Commands that sign or need your address use --key <FILE>, or by default
+  $WALLET_HOME/key.json (else ~/.ledger-wallet/key.json), created by 'wallet keygen'.
+  --dev <I> uses pre-funded account I of the default genesis instead: DEV ONLY, its key is public.
+
+Output:
+  Results go to stdout (with --json: exactly one JSON object, also on failure, as {\"error\": {...}}).
+  Progress, notes and the one-line error message go to stderr.
+
+Exit codes:
+  0  success
+  1  the transaction was rejected, or the command failed (node error, timeout, not found)
+  2  usage or input error (bad argument, address, amount or key file); nothing was sent
+  3  the node could not be reached";
+
+/// Wallet of the ledger: keys, balances, transfers signed locally and followed to finality.
+#[derive(Debug, Parser)]
+#[command(name = "wallet", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The node's HTTP API
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = NODE_ENV,
+        default_value = DEFAULT_NODE_URL,
+        value_parser = args::node_url
+    )]
+    pub node: NodeUrl,
+
+    /// Print exactly one JSON object on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Give up on a single HTTP request to the node after this many seconds
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub request_timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new random key and write it to a key file readable only by you
+    Keygen(cmd::keygen::Args),
+    /// Print the address of a key
+    Address(cmd::address::Args),
+    /// Show an account's balance and nonce (your own unless an address is given)
+    Balance(cmd::balance::Args),
+    /// Sign a transfer locally and submit it; with --wait, follow it until it is final
+    Transfer(cmd::transfer::Args),
+    /// Show a transaction's status and content
+    Tx(cmd::tx::Args),
+}
+
+/// What every command gets: where to print, and how to reach the node.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub out: &'a Output,
+    node: NodeUrl,
+    request_timeout: Duration,
+}
+
+impl Ctx<'_> {
+    /// A client of the node. Commands that need no node never make one.
+    pub fn client(&self) -> NodeClient {
+        NodeClient::new(self.node.clone(), self.request_timeout)
+    }
+}
+
+impl Cli {
+    pub fn run(self, out: &Output) -> Result<(), Error> {
+        let ctx = Ctx {
+            out,
+            node: self.node,
+            request_timeout: Duration::from_secs(self.request_timeout),
+        };
+        match self.command {
+            Command::Keygen(a) => a.run(&ctx),
+            Command::Address(a) => a.run(&ctx),
+            Command::Balance(a) => a.run(&ctx),
+            Command::Transfer(a) => a.run(&ctx),
+            Command::Tx(a) => a.run(&ctx),
+        }
+    }
+}
+
+/// Which key to use: `--key <FILE>`, `--dev <I>`, or the default key file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// Key file [default: $WALLET_HOME/key.json, else ~/.ledger-wallet/key.json]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// DEV ONLY: use pre-funded account I of the default genesis (0..16) instead of a key file.
+    /// Its key is derived from public data, so anyone can spend from it: never use it for real funds
+    #[arg(long, value_name = "I", conflicts_with = "key")]
+    pub dev: Option<u32>,
+}
+
+impl KeyArgs {
+    pub fn source(&self) -> Result<KeySource, KeyError> {
+        match (&self.key, self.dev) {
+            (_, Some(i)) => Ok(KeySource::Dev(i)),
+            (Some(path), None) => Ok(KeySource::File(path.clone())),
+            (None, None) => keys::default_key_path().map(KeySource::File),
+        }
+    }
+}
+
+/// Whether `--json` is among the arguments, for reporting an argument error before clap has parsed
+/// them (arguments after `--` are values, not flags).
+pub fn json_requested(args: impl IntoIterator<Item = OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::{Amount, Hash, Keypair};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("wallet").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn transfer_arguments_become_typed_values() {
+        let to = Keypair::dev("account", 2).address();
+        let cli = parse(&[
+            "transfer",
+            "--to",
+            &to.to_string(),
+            "--amount",
+            "1_000",
+            "--fee",
+            "0",
+            "--nonce",
+            "7",
+            "--memo",
+            "rent",
+            "--wait",
+            "--timeout",
+            "5",
+            "--dev",
+            "3",
+            "--node",
+            "localhost:9000",
+            "--json",
+        ])
+        .expect("parses");
+        assert!(cli.json);
+        assert_eq!(cli.node.to_string(), "http://localhost:9000");
+        let Command::Transfer(t) = cli.command else {
+            panic!("not a transfer: {:?}", cli.command);
+        };
+        assert_eq!(t.to, to);
+        assert_eq!(t.amount, Amount(1000));
+        assert_eq!(t.fee, Amount(0));
+        assert_eq!(t.nonce, Some(7));
+        assert_eq!(t.memo.map(|m| m.0), Some(b"rent".to_vec()));
+        assert!(t.wait);
+        assert_eq!(t.timeout, 5);
+        assert_eq!(t.key.source().expect("dev key"), KeySource::Dev(3));
+    }
+
+    #[test]
+    fn transfer_defaults() {
+        let to = Keypair::dev("account", 2).address().to_string();
+        let cli =
+            parse(&["transfer", "--to", &to, "--amount", "5", "--key", "/k.json"]).expect("parses");
+        let Command::Transfer(t) = cli.command else {
+            panic!("not a transfer");
+        };
+        assert_eq!(t.fee, Amount(1));
+        assert_eq!(t.nonce, None);
+        assert!(!t.wait);
+        assert_eq!(
+            t.key.source().expect("file"),
+            KeySource::File("/k.json".into())
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_parsing() {
+        let to = Keypair::dev("account", 2).address().to_string();
+        for bad in [
+            vec!["transfer", "--to", &to, "--amount", "1.5", "--dev", "0"],
+            vec!["transfer", "--to", &to, "--amount", "0", "--dev", "0"],
+            vec![
+                "transfer", "--to", "ldg1qqqq", "--amount", "5", "--dev", "0",
+            ],
+            vec![
+                "transfer", "--to", &to, "--amount", "5", "--dev", "0", "--key", "k",
+            ],
+            vec!["transfer", "--to", &to, "--amount", "5", "--timeout", "3"],
+            vec!["tx", "nothex"],
+            vec!["--node", "https://x:1", "tx", &"0".repeat(64)],
+            vec!["balance", &to, "--dev", "1"],
+        ] {
+            let e = parse(&bad).expect_err("refused");
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn other_commands_parse() {
+        let h = Hash::digest(b"x");
+        let cli = parse(&["tx", &h.to_hex()]).expect("parses");
+        assert!(matches!(cli.command, Command::Tx(ref t) if t.hash == h));
+        if std::env::var_os(NODE_ENV).is_none() {
+            assert_eq!(cli.node.to_string(), DEFAULT_NODE_URL);
+        }
+
+        let cli = parse(&["keygen", "--out", "/tmp/k.json", "--force"]).expect("parses");
+        assert!(matches!(cli.command, Command::Keygen(ref k) if k.force));
+
+        let cli = parse(&["address", "--dev", "15"]).expect("parses");
+        assert!(matches!(cli.command, Command::Address(_)));
+
+        let cli = parse(&["--json", "balance"]).expect("parses");
+        assert!(cli.json);
+    }
+
+    #[test]
+    fn json_flag_is_seen_before_parsing() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(json_requested(os(&["wallet", "tx", "--json"])));
+        assert!(!json_requested(os(&["wallet", "tx", "--", "--json"])));
+        assert!(!json_requested(os(&["wallet", "tx"])));
+    }
+}

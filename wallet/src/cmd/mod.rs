@@ -1,0 +1,7 @@
+//! One module per subcommand: its arguments (clap derive) and its `run`.
+
+pub mod address;
+pub mod balance;
+pub mod keygen;
+pub mod transfer;
+pub mod tx;

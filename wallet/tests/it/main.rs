@@ -1,0 +1,67 @@
+//! Runs the real `wallet` binary against a fake node (axum, in-process, on a free loopback port)
+//! that implements the node's `/v1` API contract with canned behaviour.
+
+mod fake_node;
+mod keygen;
+mod queries;
+mod refusals;
+mod transfer;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use ledger_core::{Address, Keypair};
+
+/// What one run of the wallet did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stderr's lines, for "exactly one line" checks.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {self:?}"))
+    }
+}
+
+/// Runs `wallet args...` with a clean environment: `home` as HOME, no LEDGER_NODE, WALLET_HOME
+/// or proxy settings, stdin closed.
+pub fn wallet(home: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_wallet"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("LEDGER_NODE")
+        .env_remove("WALLET_HOME")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs the wallet binary");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+pub fn dev_address(i: u32) -> Address {
+    Keypair::dev("account", i).address()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
