@@ -1,0 +1,187 @@
+//! Catch-up sync: a node behind its peers downloads committed blocks (with their certificates) in
+//! parallel, bounded chunks and hands them to the consensus driver in height order.
+//!
+//! Peers' head heights come from the network's periodic status poll. When a peer is ahead, the
+//! range `local_head + 1 ..= best_peer_head` is split into chunks of [`CHUNK_BLOCKS`]; up to
+//! [`MAX_CHUNKS_IN_FLIGHT`] chunks are requested at once from different peers that have them, and
+//! no chunk is requested more than [`MAX_CHUNKS_AHEAD`] chunks beyond the local head, so memory stays
+//! bounded however far behind the node is. Received chunks are decoded here and released to the
+//! driver strictly in order; the driver checks every certificate against the validator set before
+//! applying a block, so a lying peer can only waste a request (its chunk fails, and the chunk is
+//! requested again from another peer).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use ledger_core::{CommittedBlock, codec};
+
+use super::{BlockSource, NetworkHandle};
+use crate::net_types::NetInbound;
+
+/// Blocks per request.
+pub const CHUNK_BLOCKS: u64 = 64;
+/// Requests in flight at once.
+pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
+/// How far beyond the local head (in chunks) sync may download before the driver catches up.
+pub const MAX_CHUNKS_AHEAD: u64 = 8;
+/// Largest encoded block accepted from a peer, in bytes.
+const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// A node this close to its best peer is following consensus, not syncing.
+const SYNCING_LAG_BLOCKS: u64 = 2;
+/// How long the head may stand still with blocks handed over before sync fetches them again.
+const STALL_RESET: Duration = Duration::from_secs(5);
+
+/// What the sync task learns from the network.
+#[derive(Debug)]
+pub enum SyncEvent {
+    PeerHead { peer: PeerId, height: u64 },
+}
+
+/// Runs the catch-up loop until `events` closes.
+pub async fn run(
+    network: NetworkHandle,
+    store: Arc<dyn BlockSource>,
+    mut events: mpsc::Receiver<SyncEvent>,
+    to_driver: mpsc::Sender<NetInbound>,
+) {
+    let mut heads: HashMap<PeerId, u64> = HashMap::new();
+    // Chunk start height -> decoded blocks, waiting to be released in order.
+    let mut ready: BTreeMap<u64, Vec<CommittedBlock>> = BTreeMap::new();
+    // Chunk start height -> peer asked.
+    let mut in_flight: HashMap<u64, PeerId> = HashMap::new();
+    let mut requests: JoinSet<(u64, PeerId, Option<Vec<CommittedBlock>>)> = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut syncing = false;
+    // Round-robin over peers so load spreads and one bad peer is not asked forever.
+    let mut rotation: usize = 0;
+    let mut released: u64 = 0;
+    let mut last_local: u64 = 0;
+    let mut last_progress = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(SyncEvent::PeerHead { peer, height }) => { heads.insert(peer, height); }
+                None => return,
+            },
+            Some(done) = requests.join_next(), if !requests.is_empty() => {
+                if let Ok((start, peer, blocks)) = done {
+                    in_flight.remove(&start);
+                    match blocks {
+                        Some(b) if !b.is_empty() => { ready.insert(start, b); }
+                        _ => {
+                            // Failed or empty: forget what this peer claimed; its next status
+                            // answer tells us again.
+                            tracing::debug!(%peer, start, "sync chunk failed");
+                            heads.remove(&peer);
+                        }
+                    }
+                }
+            },
+            _ = tick.tick() => {}
+        }
+
+        let local = {
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.head_height()).await {
+                Ok(h) => h,
+                Err(_) => continue,
+            }
+        };
+        let best = heads.values().copied().max().unwrap_or(0);
+        let now_syncing = best > local + SYNCING_LAG_BLOCKS;
+        if now_syncing != syncing {
+            syncing = now_syncing;
+            let _ = to_driver.try_send(NetInbound::Syncing(syncing));
+        }
+
+        // `released`: the highest height handed to the driver. It runs ahead of the store's head
+        // while the driver applies; if the head stops moving (the driver refused a block from a
+        // lying peer), fall back to the head and fetch again.
+        if local > last_local {
+            last_local = local;
+            last_progress = tokio::time::Instant::now();
+        }
+        if released > local && last_progress.elapsed() > STALL_RESET {
+            tracing::warn!(local, released, "sync made no progress; fetching again from the head");
+            released = local;
+            last_progress = tokio::time::Instant::now();
+        }
+        released = released.max(local);
+        let window_end = local + CHUNK_BLOCKS * MAX_CHUNKS_AHEAD;
+
+        // Drop chunks that are no longer needed, then release contiguous ones in order.
+        ready.retain(|start, blocks| start + blocks.len() as u64 > released + 1);
+        while released < window_end {
+            let Some(entry) = ready.first_entry() else { break };
+            if *entry.key() > released + 1 {
+                break;
+            }
+            let blocks = entry.remove();
+            let last = blocks.last().map(|b| b.block.header.height.0).unwrap_or(released);
+            if to_driver.send(NetInbound::Blocks(blocks)).await.is_err() {
+                return;
+            }
+            released = released.max(last);
+        }
+
+        // Request the missing chunks of the window.
+        let limit = best.min(window_end + CHUNK_BLOCKS * MAX_CHUNKS_AHEAD);
+        let mut start = released + 1;
+        while start <= limit && in_flight.len() < MAX_CHUNKS_IN_FLIGHT {
+            let end = (start + CHUNK_BLOCKS - 1).min(best);
+            let covered = ready.contains_key(&start) || in_flight.contains_key(&start);
+            if !covered {
+                let mut candidates: Vec<PeerId> = heads
+                    .iter()
+                    .filter(|(p, h)| **h >= end && !in_flight.values().any(|q| q == *p))
+                    .map(|(p, _)| *p)
+                    .collect();
+                if candidates.is_empty() {
+                    candidates = heads
+                        .iter()
+                        .filter(|(_, h)| **h >= end)
+                        .map(|(p, _)| *p)
+                        .collect();
+                }
+                if candidates.is_empty() {
+                    break;
+                }
+                candidates.sort();
+                rotation = rotation.wrapping_add(1);
+                let peer = candidates[rotation % candidates.len()];
+                in_flight.insert(start, peer);
+                let network = network.clone();
+                requests.spawn(async move {
+                    let blocks = fetch(&network, peer, start, end).await;
+                    (start, peer, blocks)
+                });
+            }
+            start = end + 1;
+        }
+    }
+}
+
+/// Fetches and decodes `from..=to` from `peer`. `None` if the request failed or any block is
+/// undecodable or out of sequence (a faulty peer).
+async fn fetch(network: &NetworkHandle, peer: PeerId, from: u64, to: u64) -> Option<Vec<CommittedBlock>> {
+    let raw = network.request_blocks(peer, from, to).await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let mut blocks = Vec::with_capacity(raw.len());
+        for (i, bytes) in raw.iter().enumerate() {
+            let block: CommittedBlock = codec::decode_bounded(bytes, MAX_BLOCK_BYTES).ok()?;
+            if block.block.header.height.0 != from + i as u64 {
+                return None;
+            }
+            blocks.push(block);
+        }
+        Some(blocks)
+    })
+    .await
+    .ok()
+    .flatten()
+}

@@ -1,0 +1,146 @@
+//! What travels on the gossip topics, and the validation that runs before a message is relayed.
+//!
+//! - Transactions topic: a borsh `Vec<SignedTransaction>` (a batch, at most
+//!   [`MAX_TXS_PER_GOSSIP`]). Every transaction must pass the stateless checks and its signature
+//!   (checked in parallel); one bad transaction rejects the batch and penalises the sender, since
+//!   honest nodes only gossip transactions they admitted.
+//! - Consensus topic: a borsh [`ConsensusGossip`]: a proposal, a vote, or equivocation evidence,
+//!   signed by a validator of the (fixed, genesis) validator set. Proposer schedule, rounds and
+//!   block validity are the consensus machine's business; here only decoding and signatures.
+
+use std::sync::Arc;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use rayon::prelude::*;
+
+use ledger_core::consensus::{ConsensusMessage, Evidence};
+use ledger_core::{ChainId, SignedTransaction, ValidatorSet, codec};
+
+use super::{MAX_GOSSIP_BYTES, Topic, Validator, Verdict};
+use crate::net_types::NetInbound;
+
+/// Most transactions in one gossip message.
+pub const MAX_TXS_PER_GOSSIP: usize = 2_000;
+
+/// A message on the consensus topic.
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+pub enum ConsensusGossip {
+    Message(ConsensusMessage),
+    Evidence(Evidence),
+}
+
+pub fn encode_txs(txs: &[SignedTransaction]) -> Vec<u8> {
+    codec::encode(txs)
+}
+
+pub fn encode_consensus(message: &ConsensusGossip) -> Vec<u8> {
+    codec::encode(message)
+}
+
+/// The gossip validator of a node on `chain_id` with validator set `validators`.
+pub fn validator(chain_id: ChainId, validators: Arc<ValidatorSet>) -> Validator<NetInbound> {
+    Arc::new(move |topic, data| match topic {
+        Topic::Transactions => validate_txs(&chain_id, data),
+        Topic::Consensus => validate_consensus(&chain_id, &validators, data),
+    })
+}
+
+fn validate_txs(chain_id: &ChainId, data: &[u8]) -> Verdict<NetInbound> {
+    let Ok(txs) = codec::decode_bounded::<Vec<SignedTransaction>>(data, MAX_GOSSIP_BYTES) else {
+        return Verdict::Reject("undecodable transaction batch");
+    };
+    if txs.is_empty() || txs.len() > MAX_TXS_PER_GOSSIP {
+        return Verdict::Reject("transaction batch size out of bounds");
+    }
+    let all_valid = txs
+        .par_iter()
+        .all(|tx| tx.clone().verify(chain_id).is_ok());
+    if !all_valid {
+        return Verdict::Reject("invalid transaction in batch");
+    }
+    Verdict::Accept(NetInbound::Transactions(txs))
+}
+
+fn validate_consensus(
+    chain_id: &ChainId,
+    validators: &ValidatorSet,
+    data: &[u8],
+) -> Verdict<NetInbound> {
+    let Ok(message) = codec::decode_bounded::<ConsensusGossip>(data, MAX_GOSSIP_BYTES) else {
+        return Verdict::Reject("undecodable consensus message");
+    };
+    match message {
+        ConsensusGossip::Message(m) => {
+            let ok = match &m {
+                ConsensusMessage::Proposal(p) => p.verify(chain_id, validators).is_ok(),
+                ConsensusMessage::Vote(v) => v.verify(chain_id, validators).is_ok(),
+            };
+            if ok {
+                Verdict::Accept(NetInbound::Consensus(m))
+            } else {
+                Verdict::Reject("consensus message with a bad signature or unknown signer")
+            }
+        }
+        ConsensusGossip::Evidence(e) => {
+            if e.verify(chain_id, validators).is_ok() {
+                tracing::warn!(?e, "equivocation evidence received");
+                // Relayed so every node learns of it; the driver has nothing to do with it.
+                Verdict::Ignore
+            } else {
+                Verdict::Reject("invalid evidence")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::{Amount, Keypair, Nonce, Transaction, Validator as V};
+
+    fn setup() -> (ChainId, Arc<ValidatorSet>) {
+        let k = Keypair::dev("validator", 0);
+        let set = ValidatorSet::new(vec![V {
+            address: k.address(),
+            public_key: k.public(),
+            power: 1,
+        }])
+        .expect("valid set");
+        (ChainId::new("wire-test").expect("valid"), Arc::new(set))
+    }
+
+    fn tx(chain: &ChainId, nonce: u64) -> SignedTransaction {
+        let k = Keypair::dev("account", 0);
+        Transaction {
+            chain_id: chain.clone(),
+            from: k.public(),
+            to: Keypair::dev("account", 1).address(),
+            amount: Amount(5),
+            fee: Amount(1),
+            nonce: Nonce(nonce),
+            memo: vec![],
+        }
+        .sign(&k)
+    }
+
+    #[test]
+    fn a_valid_batch_is_accepted_and_one_bad_signature_rejects_it() {
+        let (chain, set) = setup();
+        let v = validator(chain.clone(), set);
+        let mut txs: Vec<SignedTransaction> = (0..10).map(|n| tx(&chain, n)).collect();
+        assert!(matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Accept(NetInbound::Transactions(t)) if t.len() == 10));
+        txs[7].signature.0[3] ^= 1;
+        assert!(matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Reject(_)));
+    }
+
+    #[test]
+    fn garbage_and_empty_batches_are_rejected_on_both_topics() {
+        let (chain, set) = setup();
+        let v = validator(chain, set);
+        for data in [vec![], vec![0xFF; 40], vec![1, 2, 3]] {
+            assert!(matches!(v(Topic::Transactions, &data), Verdict::Reject(_)));
+            assert!(matches!(v(Topic::Consensus, &data), Verdict::Reject(_)));
+        }
+        assert!(matches!(v(Topic::Transactions, &encode_txs(&[])), Verdict::Reject(_)));
+    }
+}
