@@ -93,9 +93,15 @@ fn gossipsub_behaviour(
         .validation_mode(ValidationMode::Strict)
         // The application validates every message before it is relayed.
         .validate_messages()
-        // Content-addressed ids: identical bytes are one message, whoever publishes them.
+        // Ids address the content *and* the publication (signed source + sequence number): copies
+        // relayed by different peers are one message, but a deliberate re-publication of the same
+        // bytes (consensus retransmits its own votes when a round makes no progress) is a new one.
         .message_id_fn(|m: &gossipsub::Message| {
-            gossipsub::MessageId::from(Hash::digest(&m.data).0.to_vec())
+            let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+            let seqno = m.sequence_number.unwrap_or(0).to_le_bytes();
+            gossipsub::MessageId::from(
+                Hash::digest_parts(&[&source, &seqno, &m.data]).0.to_vec(),
+            )
         })
         .max_transmit_size(MAX_GOSSIP_BYTES)
         .duplicate_cache_time(Duration::from_secs(120))

@@ -6,7 +6,8 @@
 //!   (nodes of different chains never mix). Every message is validated by the application (the
 //!   [`Validator`] given to [`spawn`]) *before* gossipsub relays it; a rejected message penalises its
 //!   sender in gossipsub's peer score, and a peer that keeps sending invalid messages is blocked.
-//!   Message ids are content-addressed (SHA-256 of the data), so the same bytes are relayed once.
+//!   Message ids hash the data with its signed source and sequence number: relayed copies are one
+//!   message, while a node's deliberate re-publication (consensus retransmission) goes out again.
 //! - Request-response (`/ledger/sync/1`, CBOR) answers head-height and block-range requests for
 //!   catch-up; serving reads the store off the event loop.
 //! - Identify + Kademlia: nodes that only know a bootnode learn about each other and connect.
@@ -17,7 +18,9 @@
 //! back-pressure.
 
 mod behaviour;
+pub mod control;
 pub mod service;
+mod store_source;
 pub mod sync;
 pub mod wire;
 

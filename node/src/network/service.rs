@@ -144,3 +144,52 @@ fn flush(network: &NetworkHandle, pending: &mut Vec<SignedTransaction>) {
         network.publish(Topic::Transactions, wire::encode_txs(&batch));
     }
 }
+
+/// Starts the network for a running node from its configuration and connects it to the node's
+/// channel ends. Returns `None` when the node was started without network ends.
+pub fn attach(
+    cfg: &crate::config::Config,
+    node: &mut crate::node::RunningNode,
+) -> Result<Option<NetworkHandle>, NetworkError> {
+    let Some(ends) = node.net.take() else {
+        return Ok(None);
+    };
+    let listen_addr = cfg.p2p.listen_addr.parse().map_err(|e| {
+        NetworkError::Setup(format!("p2p.listen_addr '{}': {e}", cfg.p2p.listen_addr))
+    })?;
+    let bootnodes = cfg
+        .p2p
+        .bootnodes
+        .iter()
+        .map(|b| {
+            b.parse()
+                .map_err(|e| NetworkError::Setup(format!("p2p.bootnodes '{b}': {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let keypair = load_or_create_identity(&cfg.data_dir.join("p2p.key"))?;
+    let config = NetworkConfig {
+        listen_addr,
+        bootnodes,
+        max_peers: cfg.p2p.max_peers,
+        genesis_hash: node.genesis.hash(),
+    };
+    let handle = start(
+        keypair,
+        config,
+        node.genesis.chain_id().clone(),
+        Arc::new(node.genesis.validators().clone()),
+        node.store.clone(),
+        ends.outbound,
+        ends.inbound,
+    )?;
+    let mut peers = handle.peers();
+    let publish = ends.peers;
+    tokio::spawn(async move {
+        while peers.changed().await.is_ok() {
+            let list = peers.borrow_and_update().clone();
+            publish.send_replace(list);
+        }
+    });
+    tracing::info!(peer_id = %handle.local_peer_id(), "p2p network started");
+    Ok(Some(handle))
+}
