@@ -4,21 +4,7 @@
 # benchmarks and the testnet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-# Debian packages: libclang for the rocksdb crate's bindgen; chromium for the explorer's browser test.
-need=()
-dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
-dpkg -s clang >/dev/null 2>&1 || need+=(clang)
-dpkg -s iproute2 >/dev/null 2>&1 || need+=(iproute2)
-dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
-dpkg -s chromium-driver >/dev/null 2>&1 || need+=(chromium-driver)
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+./scripts/deps.sh
 
 # Cargo's target directory lives outside the checkout so later runs reuse the RocksDB build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ledger-target}"

@@ -16,13 +16,17 @@
 pub mod api;
 pub mod block;
 pub mod codec;
+pub mod consensus;
 pub mod crypto;
+pub mod genesis;
 pub mod hash;
 pub mod merkle;
 pub mod params;
 pub mod smt;
+pub mod state;
 pub mod tx;
 pub mod types;
+pub mod validation;
 pub mod validator;
 pub mod vote;
 

@@ -1,1 +1,5 @@
-fn main(){}
+//! `ledger-node`: see `ledger-node --help`. All the work is in the `node` library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    node::cli::main()
+}

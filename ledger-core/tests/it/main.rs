@@ -1,0 +1,10 @@
+//! ledger-core integration tests: one binary, one module per area.
+//!
+//! Randomized tests take their seed from the environment (`PROPTEST_SEED`-style variables named in
+//! each module, `SIM_SEED` / `SIM_SEEDS` for the simulator) and print it on failure.
+
+mod consensus_steps;
+mod genesis_errors;
+mod ledger_props;
+mod sim;
+mod speccheck;

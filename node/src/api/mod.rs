@@ -1,0 +1,165 @@
+//! The HTTP API: axum, JSON, everything under `/v1`, Prometheus at `/metrics`, and the explorer
+//! page at `/`.
+//!
+//! Handlers never touch shared mutable state: reads go to the store (an `Arc`, read-mostly, on a
+//! blocking thread) and to the owner tasks through their handles (mempool) or published values
+//! (the head `watch`, the peers `watch`, the events `broadcast`).
+//!
+//! Protection, outermost first: a global token-bucket rate limit (429), a global concurrency limit
+//! that sheds instead of queueing (503), a per-request timeout (503), a request body limit (413),
+//! bounded batch sizes and block ranges (413/400), and a bounded number of event subscribers.
+
+mod error;
+mod limits;
+mod openapi;
+mod routes;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ledger_core::{Address, ChainId, Hash, TimestampMs, ValidatorSet};
+use tokio::sync::{Semaphore, broadcast, watch};
+use tower::ServiceBuilder;
+
+pub use error::{ApiFailure, parse_json};
+pub use limits::RateLimiter;
+pub use openapi::ApiDoc;
+
+use crate::config::ApiConfig;
+use crate::events::{HeadInfo, NodeEvent};
+use crate::mempool::MempoolHandle;
+use crate::metrics::Metrics;
+use crate::network::PeerInfo;
+use crate::store::Store;
+
+/// Most `/v1/events` subscribers at once; each holds a broadcast receiver.
+pub const MAX_EVENT_SUBSCRIBERS: usize = 256;
+
+/// Fixed facts about the chain and this node.
+#[derive(Debug)]
+pub struct ChainInfo {
+    pub chain_id: ChainId,
+    pub genesis_hash: Hash,
+    pub genesis_time_ms: TimestampMs,
+    pub validators: ValidatorSet,
+    /// This node's validator address, if it has a key.
+    pub validator: Option<Address>,
+}
+
+/// What every handler gets: handles and read-mostly shared values only.
+#[derive(Clone, Debug)]
+pub struct ApiContext {
+    pub store: Arc<Store>,
+    pub mempool: MempoolHandle,
+    pub head: watch::Receiver<HeadInfo>,
+    pub peers: watch::Receiver<Vec<PeerInfo>>,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub metrics: Arc<Metrics>,
+    pub chain: Arc<ChainInfo>,
+    pub limits: Arc<ApiConfig>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub event_subscribers: Arc<Semaphore>,
+}
+
+impl ApiContext {
+    /// Runs a blocking store read off the async workers.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiFailure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiFailure::internal("blocking read task failed", &e))?
+            .map_err(ApiFailure::from)
+    }
+}
+
+/// The whole API as one router (tests drive it with `tower::ServiceExt::oneshot`).
+pub fn router(ctx: ApiContext) -> Router {
+    let limits = ctx.limits.clone();
+    let v1 = Router::new()
+        .route("/transactions", post(routes::submit_tx))
+        .route("/transactions/batch", post(routes::submit_batch))
+        .route("/transactions/{hash}", get(routes::get_tx))
+        .route("/accounts/{address}", get(routes::get_account))
+        .route("/blocks", get(routes::get_blocks))
+        .route("/blocks/latest", get(routes::get_latest_block))
+        .route("/blocks/hash/{hash}", get(routes::get_block_by_hash))
+        .route("/blocks/{height}", get(routes::get_block))
+        .route("/status", get(routes::status))
+        .route("/validators", get(routes::validators))
+        .route("/peers", get(routes::peers))
+        .route("/events", get(routes::events))
+        .route("/openapi.json", get(openapi::serve));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/metrics", get(routes::metrics))
+        .with_state(ctx.clone())
+        // The block explorer page at `/` (embedded files, no state, no fallback of its own).
+        .merge(crate::explorer::router())
+        .fallback(routes::unknown_route)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests,
+                ))
+                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+        )
+        .layer(middleware::from_fn_with_state(ctx, observe))
+}
+
+/// Load shedding and timeouts surface as errors of the middleware stack: answer them as JSON.
+async fn overloaded(err: tower::BoxError) -> Result<Response, Infallible> {
+    let failure = if err.is::<tower::timeout::error::Elapsed>() {
+        ApiFailure::unavailable("timeout", "the request took too long")
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiFailure::unavailable("overloaded", "the node is busy; retry shortly")
+    } else {
+        ApiFailure::internal("middleware failed", &err)
+    };
+    Ok(failure.into_response())
+}
+
+/// Rate limit and metrics for every request. Runs first, so a flood is refused before it costs
+/// anything but one atomic operation.
+async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let start = Instant::now();
+    let response = if ctx.rate_limiter.try_acquire() {
+        next.run(req).await
+    } else {
+        ApiFailure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        )
+        .into_response()
+    };
+    ctx.metrics.observe_api(
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests;

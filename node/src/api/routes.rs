@@ -1,0 +1,569 @@
+//! The handlers. Each parses its input at the edge (hashes, addresses, heights are newtypes parsed
+//! once) and answers with the shared `ledger_core::api` types.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use ledger_core::api::{
+    AccountResponse, BlockResponse, BlockTx, StatusResponse, SubmitTxResponse, TxResponse, TxStatus,
+};
+use ledger_core::{
+    Address, Block, CommitCertificate, Hash, Height, SignedTransaction, ValidatorSet,
+};
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use super::ApiContext;
+use super::error::{ApiFailure, parse_json};
+use crate::mempool::{AdmitError, Admitted, PoolStatus};
+use crate::network::PeerInfo;
+
+// ---------------------------------------------------------------------------------------------
+// Parsing path parameters.
+
+fn parse_hash(s: &str) -> Result<Hash, ApiFailure> {
+    s.parse::<Hash>().map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_hash",
+            format!("`{}` is not a hash: {e}", clip(s)),
+        )
+    })
+}
+
+fn parse_address(s: &str) -> Result<Address, ApiFailure> {
+    s.parse::<Address>().map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_address",
+            format!("`{}` is not an address: {e}", clip(s)),
+        )
+    })
+}
+
+fn parse_height(s: &str) -> Result<Height, ApiFailure> {
+    s.parse::<u64>().map(Height).map_err(|_| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_height",
+            format!(
+                "`{}` is not a block height (a non-negative integer)",
+                clip(s)
+            ),
+        )
+    })
+}
+
+/// Echoes at most 80 characters of user input back in messages.
+fn clip(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions.
+
+/// One entry of the batch answer: a transaction status, or an error that is not about the
+/// transaction itself (a full mempool).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchEntry {
+    pub hash: Hash,
+    #[serde(flatten)]
+    pub status: BatchStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BatchStatus {
+    Pending,
+    Final { height: Height, index: u32 },
+    Rejected { reason: ledger_core::TxError },
+    Error { error: ledger_core::api::ApiError },
+}
+
+/// `POST /v1/transactions/batch` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub results: Vec<BatchEntry>,
+}
+
+/// Submits transactions: final ones are answered from the store, the rest go to the mempool.
+async fn submit(
+    ctx: &ApiContext,
+    txs: Vec<SignedTransaction>,
+) -> Result<Vec<(Hash, Result<TxStatus, AdmitError>)>, ApiFailure> {
+    let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+    let lookup = hashes.clone();
+    let finals = ctx
+        .read(move |s| {
+            lookup
+                .iter()
+                .map(|h| s.tx_location(h))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let mut out: Vec<Option<(Hash, Result<TxStatus, AdmitError>)>> = vec![None; txs.len()];
+    let mut fresh = Vec::new();
+    let mut fresh_idx = Vec::new();
+    for (i, (tx, loc)) in txs.into_iter().zip(finals).enumerate() {
+        match loc {
+            Some(l) => {
+                out[i] = Some((
+                    hashes[i],
+                    Ok(TxStatus::Final {
+                        height: l.height,
+                        index: l.index,
+                    }),
+                ))
+            }
+            None => {
+                fresh.push(tx);
+                fresh_idx.push(i);
+            }
+        }
+    }
+    if !fresh.is_empty() {
+        let results = ctx.mempool.submit(fresh).await?;
+        for (i, (hash, r)) in fresh_idx.into_iter().zip(results) {
+            let r = r.map(|a| match a {
+                Admitted::Added | Admitted::AlreadyPending => TxStatus::Pending,
+            });
+            if let Err(e) = &r {
+                ctx.metrics.rejected(admit_code(e));
+            }
+            out[i] = Some((hash, r));
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+fn admit_code(e: &AdmitError) -> &'static str {
+    match e {
+        AdmitError::Tx(t) => t.code(),
+        AdmitError::Full { .. } => "mempool_full",
+        AdmitError::SenderFull { .. } => "sender_pending_limit",
+        AdmitError::Store(_) => "internal",
+    }
+}
+
+#[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
+    request_body(content = String, content_type = "application/json",
+        description = "A SignedTransaction: `{\"tx\": {chain_id, from, to, amount, fee, nonce, memo}, \"signature\"}`"),
+    responses(
+        (status = 200, description = "SubmitTxResponse: `{hash, status: pending|final, ...}`"),
+        (status = 400, description = "bad_json / invalid_field", body = super::openapi::ErrorBody),
+        (status = 413, description = "body_too_large", body = super::openapi::ErrorBody),
+        (status = 422, description = "The transaction is invalid; `code` is the TxError code (nonce_too_low, insufficient_funds, bad_signature, ...) with its fields", body = super::openapi::ErrorBody),
+        (status = 429, description = "rate_limited / sender_pending_limit", body = super::openapi::ErrorBody),
+        (status = 503, description = "mempool_full / overloaded", body = super::openapi::ErrorBody),
+    ))]
+pub async fn submit_tx(
+    State(ctx): State<ApiContext>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SubmitTxResponse>, ApiFailure> {
+    let tx: SignedTransaction = parse_json(&body?)?;
+    let mut results = submit(&ctx, vec![tx]).await?;
+    let Some((hash, result)) = results.pop() else {
+        return Err(ApiFailure::internal(
+            "submit",
+            &"no result for the transaction",
+        ));
+    };
+    Ok(Json(SubmitTxResponse {
+        hash,
+        status: result?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/transactions/batch", tag = "transactions",
+    request_body(content = String, content_type = "application/json", description = "A JSON array of SignedTransaction (at most `api.max_batch_txs`)"),
+    responses(
+        (status = 200, description = "BatchResponse: `{accepted, rejected, results: [{hash, status: pending|final|rejected|error, ...}]}`, in request order"),
+        (status = 400, description = "bad_json / invalid_field", body = super::openapi::ErrorBody),
+        (status = 413, description = "body_too_large / batch_too_large", body = super::openapi::ErrorBody),
+    ))]
+pub async fn submit_batch(
+    State(ctx): State<ApiContext>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BatchResponse>, ApiFailure> {
+    let txs: Vec<SignedTransaction> = parse_json(&body?)?;
+    let max = ctx.limits.max_batch_txs;
+    if txs.len() > max {
+        return Err(ApiFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("batch has {} transactions, the limit is {max}", txs.len()),
+        )
+        .with_field("max", max)
+        .with_field("got", txs.len()));
+    }
+    let results = submit(&ctx, txs).await?;
+    let mut accepted = 0;
+    let mut rejected = 0;
+    let results = results
+        .into_iter()
+        .map(|(hash, r)| {
+            let status = match r {
+                Ok(TxStatus::Pending) => BatchStatus::Pending,
+                Ok(TxStatus::Final { height, index }) => BatchStatus::Final { height, index },
+                Ok(TxStatus::Rejected { reason }) | Err(AdmitError::Tx(reason)) => {
+                    BatchStatus::Rejected { reason }
+                }
+                Err(e) => BatchStatus::Error {
+                    error: ApiFailure::from(e).body,
+                },
+            };
+            match status {
+                BatchStatus::Pending | BatchStatus::Final { .. } => accepted += 1,
+                _ => rejected += 1,
+            }
+            BatchEntry { hash, status }
+        })
+        .collect();
+    Ok(Json(BatchResponse {
+        accepted,
+        rejected,
+        results,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
+    params(("hash" = String, Path, description = "Transaction hash, 64 hex characters")),
+    responses(
+        (status = 200, description = "TxResponse: `{hash, status: pending|final|rejected, height?, index?, reason?, transaction, from_address}`"),
+        (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found: never seen, or rejected long ago", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_tx(
+    State(ctx): State<ApiContext>,
+    Path(hash): Path<String>,
+) -> Result<Json<TxResponse>, ApiFailure> {
+    let hash = parse_hash(&hash)?;
+    if let Some((tx, loc)) = ctx.read(move |s| s.transaction(&hash)).await? {
+        return Ok(Json(TxResponse {
+            hash,
+            status: TxStatus::Final {
+                height: loc.height,
+                index: loc.index,
+            },
+            from_address: Some(tx.tx.sender()),
+            transaction: Some(tx),
+        }));
+    }
+    match ctx.mempool.status(hash).await? {
+        PoolStatus::Pending(tx) => Ok(Json(TxResponse {
+            hash,
+            status: TxStatus::Pending,
+            from_address: Some(tx.tx.sender()),
+            transaction: Some(*tx),
+        })),
+        PoolStatus::Rejected(reason) => Ok(Json(TxResponse {
+            hash,
+            status: TxStatus::Rejected { reason },
+            transaction: None,
+            from_address: None,
+        })),
+        PoolStatus::Unknown => {
+            // It may have been committed between the two reads.
+            match ctx.read(move |s| s.transaction(&hash)).await? {
+                Some((tx, loc)) => Ok(Json(TxResponse {
+                    hash,
+                    status: TxStatus::Final {
+                        height: loc.height,
+                        index: loc.index,
+                    },
+                    from_address: Some(tx.tx.sender()),
+                    transaction: Some(tx),
+                })),
+                None => Err(ApiFailure::not_found("transaction")),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts.
+
+#[utoipa::path(get, path = "/v1/accounts/{address}", tag = "accounts",
+    params(("address" = String, Path, description = "Checksummed address (ldg1...)")),
+    responses(
+        (status = 200, description = "AccountResponse: `{address, balance, nonce, next_nonce}` (zero for an unused address)"),
+        (status = 400, description = "invalid_address", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_account(
+    State(ctx): State<ApiContext>,
+    Path(address): Path<String>,
+) -> Result<Json<AccountResponse>, ApiFailure> {
+    let address = parse_address(&address)?;
+    let account = ctx
+        .read(move |s| s.account(&address))
+        .await?
+        .unwrap_or_default();
+    let next_nonce = ctx
+        .mempool
+        .next_nonce(address)
+        .await?
+        .unwrap_or(account.nonce)
+        .max(account.nonce);
+    Ok(Json(AccountResponse {
+        address,
+        balance: account.balance,
+        nonce: account.nonce,
+        next_nonce,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocks.
+
+fn block_response(block: Block, commit: Option<CommitCertificate>) -> BlockResponse {
+    let hash = block.hash();
+    let txs = block
+        .txs
+        .into_iter()
+        .map(|t| BlockTx {
+            hash: t.hash(),
+            from_address: t.tx.sender(),
+            transaction: t,
+        })
+        .collect();
+    BlockResponse {
+        hash,
+        header: block.header,
+        txs,
+        commit,
+    }
+}
+
+async fn block_at(ctx: &ApiContext, height: Height) -> Result<Json<BlockResponse>, ApiFailure> {
+    match ctx.read(move |s| s.committed_block(height)).await? {
+        Some(cb) => Ok(Json(block_response(cb.block, Some(cb.commit)))),
+        None => Err(ApiFailure::not_found(&format!("block {height}"))),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/blocks/{height}", tag = "blocks",
+    params(("height" = u64, Path, description = "Block height (the first block is 1)")),
+    responses(
+        (status = 200, description = "BlockResponse: `{hash, header, txs: [{hash, from_address, transaction}], commit}`"),
+        (status = 400, description = "invalid_height", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_block(
+    State(ctx): State<ApiContext>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockResponse>, ApiFailure> {
+    let height = parse_height(&height)?;
+    block_at(&ctx, height).await
+}
+
+#[utoipa::path(get, path = "/v1/blocks/latest", tag = "blocks",
+    responses(
+        (status = 200, description = "BlockResponse of the head block"),
+        (status = 404, description = "not_found: no block committed yet", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_latest_block(
+    State(ctx): State<ApiContext>,
+) -> Result<Json<BlockResponse>, ApiFailure> {
+    let height = ctx.read(|s| s.head_height()).await?;
+    block_at(&ctx, height).await
+}
+
+#[utoipa::path(get, path = "/v1/blocks/hash/{hash}", tag = "blocks",
+    params(("hash" = String, Path, description = "Block hash, 64 hex characters")),
+    responses(
+        (status = 200, description = "BlockResponse"),
+        (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_block_by_hash(
+    State(ctx): State<ApiContext>,
+    Path(hash): Path<String>,
+) -> Result<Json<BlockResponse>, ApiFailure> {
+    let hash = parse_hash(&hash)?;
+    match ctx.read(move |s| s.height_of_hash(&hash)).await? {
+        Some(h) => block_at(&ctx, h).await,
+        None => Err(ApiFailure::not_found("block")),
+    }
+}
+
+/// `GET /v1/blocks?from=&to=` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRange {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+}
+
+/// Blocks listed when the query gives no `from`.
+const DEFAULT_BLOCK_LIST_LEN: u64 = 10;
+
+#[utoipa::path(get, path = "/v1/blocks", tag = "blocks",
+    params(
+        ("from" = Option<u64>, Query, description = "First height (default: `to` - 9)"),
+        ("to" = Option<u64>, Query, description = "Last height, inclusive (default: the head)"),
+    ),
+    responses(
+        (status = 200, description = "Array of BlockResponse, ascending; heights above the head are left out"),
+        (status = 400, description = "invalid_query / invalid_range / range_too_large", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_blocks(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<BlockRange>, QueryRejection>,
+) -> Result<Json<Vec<BlockResponse>>, ApiFailure> {
+    let Query(q) = query?;
+    let head = ctx.head.borrow().height.0;
+    let to = q.to.unwrap_or(head);
+    let from = q
+        .from
+        .unwrap_or_else(|| to.saturating_sub(DEFAULT_BLOCK_LIST_LEN - 1).max(1));
+    if from > to {
+        return Err(ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+            format!("from ({from}) is after to ({to})"),
+        ));
+    }
+    let max = ctx.limits.max_block_range;
+    let len = to - from + 1;
+    if len > max {
+        return Err(ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "range_too_large",
+            format!("range has {len} blocks, the limit is {max}"),
+        )
+        .with_field("max", max)
+        .with_field("got", len));
+    }
+    let blocks = ctx
+        .read(move |s| {
+            let mut out = Vec::new();
+            for h in from.max(1)..=to {
+                match s.committed_block(Height(h))? {
+                    Some(cb) => out.push(cb),
+                    None => break,
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(
+        blocks
+            .into_iter()
+            .map(|cb| block_response(cb.block, Some(cb.commit)))
+            .collect(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chain.
+
+#[utoipa::path(get, path = "/v1/status", tag = "chain",
+    responses((status = 200, description = "StatusResponse: chain id, genesis hash, head height/hash/time, state root, syncing, peers, validator, mempool size, version")))]
+pub async fn status(State(ctx): State<ApiContext>) -> Result<Json<StatusResponse>, ApiFailure> {
+    let head = ctx.head.borrow().clone();
+    let peers = ctx.peers.borrow().len();
+    let pool = ctx.mempool.stats();
+    Ok(Json(StatusResponse {
+        chain_id: ctx.chain.chain_id.clone(),
+        genesis_hash: ctx.chain.genesis_hash,
+        height: head.height,
+        head_hash: head.hash,
+        head_time_ms: head.time_ms,
+        state_root: head.state_root,
+        syncing: head.syncing,
+        peers,
+        validator: ctx.chain.validator,
+        mempool_txs: pool.txs,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/validators", tag = "chain",
+    responses((status = 200, description = "`{validators: [{address, public_key, power}], total_power}`")))]
+pub async fn validators(State(ctx): State<ApiContext>) -> Json<ValidatorSet> {
+    Json(ctx.chain.validators.clone())
+}
+
+#[utoipa::path(get, path = "/v1/peers", tag = "chain",
+    responses((status = 200, description = "Array of `{peer_id, address, height}`")))]
+pub async fn peers(State(ctx): State<ApiContext>) -> Json<Vec<PeerInfo>> {
+    Json(ctx.peers.borrow().clone())
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "chain",
+    responses(
+        (status = 200, description = "Server-Sent Events: `block` {height, hash, timestamp_ms, proposer, tx_count}, `tx` {hash, height, index}, and `lagged` {skipped} when this subscriber fell behind", content_type = "text/event-stream"),
+        (status = 503, description = "too_many_subscribers", body = super::openapi::ErrorBody),
+    ))]
+pub async fn events(
+    State(ctx): State<ApiContext>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiFailure> {
+    let permit = ctx
+        .event_subscribers
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiFailure::unavailable(
+                "too_many_subscribers",
+                "too many event subscribers; retry later",
+            )
+        })?;
+    let metrics = ctx.metrics.clone();
+    let stream = BroadcastStream::new(ctx.events.subscribe()).map(move |item| {
+        // The permit lives as long as the stream: the subscriber slot frees when the client leaves.
+        let _slot = &permit;
+        let event = match item {
+            Ok(ev) => Event::default()
+                .event(ev.name())
+                .json_data(&ev)
+                .unwrap_or_else(|_| Event::default().event("error")),
+            Err(BroadcastStreamRecvError::Lagged(n)) => {
+                metrics.events_lagged.inc_by(n);
+                Event::default()
+                    .event("lagged")
+                    .data(format!("{{\"skipped\":{n}}}"))
+            }
+        };
+        Ok(event)
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "chain",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(State(ctx): State<ApiContext>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        ctx.metrics.encode(),
+    )
+        .into_response()
+}
+
+pub async fn unknown_route() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        "unknown_route",
+        "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+pub async fn method_not_allowed() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}

@@ -1,0 +1,268 @@
+//! # The block explorer page
+//!
+//! A single-page app — plain HTML, CSS and one vanilla-JS module, no build step, no CDN, so it works
+//! offline and installs with the binary — embedded with `include_str!` and served at `/`, with its
+//! assets under `/explorer/`. It reads the public `/v1` API and the `/v1/events` stream like any
+//! other client: the page has no private hooks into the node, so everything it shows a script can
+//! get too, and the API's rate limits and bounds protect the node from the page as well.
+//!
+//! Routing inside the app uses hash URLs (`#/block/12`, `#/tx/<hash>`, `#/account/<addr>`), so deep
+//! links work without the server knowing any of them: it only ever serves `/`.
+//!
+//! Caching: the HTML is `no-cache` (revalidated by its ETag on every load, so a new binary's page
+//! shows at once, and an unchanged one costs a 304). It links each asset as `?v=<content hash>`; a
+//! request carrying the current version may be cached for a year as `immutable`. Any other request
+//! for an asset (no version, or a stale one) is still answered, but `no-cache`, so a browser can
+//! never pin an old script under a new page.
+//!
+//! Security: the HTML is served with a strict Content-Security-Policy (same-origin script, style and
+//! connections only, no inline script, no framing). It complements, not replaces, the rule the
+//! script itself follows: it never parses data as HTML (no `innerHTML`), it builds DOM nodes, so
+//! a hostile memo or peer address renders as text. A unit test below keeps that rule enforced.
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE_CSS: &str = include_str!("assets/style.css");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
+
+/// One year: the longest lifetime caches honour; versioned URLs never change content.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Store, but revalidate (ETag) before every use.
+const REVALIDATE: &str = "no-cache";
+
+/// The page may load its own script, style and icon, and talk to its own origin (API + SSE).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+/// An embedded file with what it is served with.
+struct Asset {
+    body: Bytes,
+    content_type: &'static str,
+    /// First 16 hex digits of the SHA-256 of the body: the `?v=` of its URL.
+    version: String,
+    etag: HeaderValue,
+}
+
+impl Asset {
+    fn new(body: Bytes, content_type: &'static str) -> Asset {
+        let version = ledger_core::Hash::digest(&body).to_hex()[..16].to_owned();
+        // Hex digits in quotes are always a valid header value; the fallback is unreachable.
+        let etag = HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""));
+        Asset {
+            body,
+            content_type,
+            version,
+            etag,
+        }
+    }
+}
+
+struct Assets {
+    index: Asset,
+    app: Asset,
+    style: Asset,
+    favicon: Asset,
+}
+
+/// Built once: hashing ~100 KB at first request is cheaper than a build script.
+static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
+    let app = Asset::new(Bytes::from_static(APP_JS.as_bytes()), "text/javascript; charset=utf-8");
+    let style = Asset::new(Bytes::from_static(STYLE_CSS.as_bytes()), "text/css; charset=utf-8");
+    let favicon = Asset::new(Bytes::from_static(FAVICON_SVG.as_bytes()), "image/svg+xml");
+    let html = INDEX_HTML
+        .replace("__APP_VERSION__", &app.version)
+        .replace("__STYLE_VERSION__", &style.version)
+        .replace("__FAVICON_VERSION__", &favicon.version);
+    let index = Asset::new(Bytes::from(html), "text/html; charset=utf-8");
+    Assets {
+        index,
+        app,
+        style,
+        favicon,
+    }
+});
+
+/// The explorer's routes: `/` (the page) and `/explorer/...` (its assets). No fallback, so it
+/// merges into the API router, whose fallback answers every other path.
+pub fn router() -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/explorer", get(home))
+        .route("/explorer/", get(home))
+        .route("/explorer/app.js", get(app_js))
+        .route("/explorer/style.css", get(style_css))
+        .route("/explorer/favicon.svg", get(favicon))
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    let mut response = serve(&ASSETS.index, REVALIDATE, &headers);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn home() -> Redirect {
+    Redirect::permanent("/")
+}
+
+async fn app_js(RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    versioned(&ASSETS.app, q.as_deref(), &headers)
+}
+
+async fn style_css(RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    versioned(&ASSETS.style, q.as_deref(), &headers)
+}
+
+async fn favicon(RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    versioned(&ASSETS.favicon, q.as_deref(), &headers)
+}
+
+/// Long-lived caching only for the URL of the current content (see the module docs).
+fn versioned(asset: &'static Asset, query: Option<&str>, headers: &HeaderMap) -> Response {
+    let current = query
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv.strip_prefix("v=") == Some(asset.version.as_str()));
+    serve(asset, if current { IMMUTABLE } else { REVALIDATE }, headers)
+}
+
+fn serve(asset: &'static Asset, cache_control: &'static str, req: &HeaderMap) -> Response {
+    let base = [
+        (header::ETAG, asset.etag.clone()),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    if etag_matches(req, &asset.etag) {
+        return (StatusCode::NOT_MODIFIED, base).into_response();
+    }
+    (
+        base,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+        asset.body.clone(),
+    )
+        .into_response()
+}
+
+/// `If-None-Match` is a list of (possibly weak) entity tags, or `*`.
+fn etag_matches(req: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Ok(etag) = etag.to_str() else { return false };
+    req.get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(uri: &str, if_none_match: Option<&str>) -> (StatusCode, HeaderMap, String) {
+        let mut req = Request::builder().uri(uri);
+        if let Some(tag) = if_none_match {
+            req = req.header(header::IF_NONE_MATCH, tag);
+        }
+        let req = req.body(Body::empty()).expect("request");
+        let resp = router().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn header<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+        h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn page_is_html_revalidated_and_locked_down() {
+        let (status, h, body) = get("/", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header(&h, header::CONTENT_TYPE), "text/html; charset=utf-8");
+        assert_eq!(header(&h, header::CACHE_CONTROL), "no-cache");
+        assert!(header(&h, header::CONTENT_SECURITY_POLICY).contains("script-src 'self'"));
+        assert_eq!(header(&h, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        assert!(!body.contains("_VERSION__"), "a version placeholder was left in the page");
+        assert!(body.contains(&format!("/explorer/app.js?v={}", ASSETS.app.version)));
+        assert!(body.contains(&format!("/explorer/style.css?v={}", ASSETS.style.version)));
+    }
+
+    #[tokio::test]
+    async fn every_asset_the_page_links_is_served_immutable_with_its_type() {
+        let (_, _, page) = get("/", None).await;
+        for (path, asset) in [
+            ("/explorer/app.js", &ASSETS.app),
+            ("/explorer/style.css", &ASSETS.style),
+            ("/explorer/favicon.svg", &ASSETS.favicon),
+        ] {
+            let url = format!("{path}?v={}", asset.version);
+            assert!(page.contains(&url), "page does not link {url}");
+            let (status, h, body) = get(&url, None).await;
+            assert_eq!(status, StatusCode::OK, "{url}");
+            assert_eq!(header(&h, header::CONTENT_TYPE), asset.content_type, "{url}");
+            assert_eq!(header(&h, header::CACHE_CONTROL), IMMUTABLE, "{url}");
+            assert_eq!(body.len(), asset.body.len(), "{url}");
+            // Unversioned or stale: served, but never cached without revalidation.
+            for stale in [path.to_string(), format!("{path}?v=0000000000000000")] {
+                let (status, h, _) = get(&stale, None).await;
+                assert_eq!((status, header(&h, header::CACHE_CONTROL)), (StatusCode::OK, "no-cache"), "{stale}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn matching_etag_is_answered_not_modified() {
+        let (_, h, _) = get("/", None).await;
+        let tag = header(&h, header::ETAG).to_owned();
+        let (status, h, body) = get("/", Some(&tag)).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert!(body.is_empty());
+        assert_eq!(header(&h, header::ETAG), tag);
+        let (status, _, _) = get("/", Some(&format!("\"other\", W/{tag}"))).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "weak tag in a list");
+        let (status, _, _) = get("/", Some("\"other\"")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn explorer_path_redirects_to_the_page() {
+        let (status, h, _) = get("/explorer", None).await;
+        assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(header(&h, header::LOCATION), "/");
+    }
+
+    /// The page renders node data (memos, peer addresses, error messages): it must never parse
+    /// anything as HTML. The CSP would stop injected script, not injected markup.
+    #[test]
+    fn script_never_parses_strings_as_html() {
+        for banned in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+            assert!(!APP_JS.contains(banned), "app.js uses {banned}");
+        }
+    }
+
+    /// Works offline: nothing is fetched from another origin.
+    #[test]
+    fn assets_reference_no_other_origin() {
+        for (name, text) in [("index.html", INDEX_HTML), ("style.css", STYLE_CSS)] {
+            assert!(!text.contains("://"), "{name} references another origin");
+        }
+        let without_svg_ns = APP_JS.replace("http://www.w3.org/2000/svg", "");
+        assert!(!without_svg_ns.contains("://"), "app.js references another origin");
+    }
+}

@@ -1,0 +1,463 @@
+//! The RocksDB store: one column family per table, one synced `WriteBatch` per committed block.
+//!
+//! | table (column family) | key                         | value                              |
+//! |-----------------------|-----------------------------|------------------------------------|
+//! | `blocks`              | height (u64 big-endian)     | `Block` (canonical encoding)       |
+//! | `block_hashes`        | block hash                  | height (u64 big-endian)            |
+//! | `txs`                 | transaction hash            | [`TxLocation`]                     |
+//! | `accounts`            | address (20 bytes)          | `Account` (the state at the head)  |
+//! | `certs`               | height (u64 big-endian)     | `CommitCertificate` for that block |
+//! | `consensus_wal`       | height BE ‖ sequence BE     | the driver's WAL entry             |
+//! | `meta`                | name                        | schema version, genesis hash, head |
+//!
+//! Big-endian heights make RocksDB's byte order the numeric order, so ranges are plain iterations.
+//!
+//! **Crash safety.** [`Store::commit_block`] writes the block, its indexes, its certificate, the
+//! changed accounts and the new head in ONE `WriteBatch` with `sync = true`: after `kill -9` at any
+//! instant RocksDB's WAL replay yields either all of it or none of it. The accounts table therefore
+//! always holds exactly the state after the head block, which [`Store::all_accounts`] hands to
+//! `State::from_accounts` at start-up; the caller checks the rebuilt root against the head block.
+//! WAL entries are written with `sync = true` too, before the vote they record is sent.
+//!
+//! **Corruption is not absence.** A value that does not decode is [`StoreError::Corruption`] naming
+//! the table and key, never `Ok(None)`.
+//!
+//! Every method blocks on disk I/O: async callers run them with `spawn_blocking`.
+
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ledger_core::codec;
+use ledger_core::state::Account;
+use ledger_core::{Address, Block, CommitCertificate, CommittedBlock, Hash, Height};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
+    IteratorMode, Options, WriteBatch, WriteOptions,
+};
+
+pub use tables::Table;
+
+use crate::config::StoreConfig;
+
+/// The on-disk layout version. Bumped on any incompatible change to a table's key or value.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where a transaction sits in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TxLocation {
+    pub height: Height,
+    pub index: u32,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt database: table `{table}`, key {key}: {reason}")]
+    Corruption {
+        table: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error(
+        "the data dir {path} belongs to chain {stored}, but the genesis file hashes to {given}; \
+         use another data dir or the right genesis"
+    )]
+    GenesisMismatch {
+        path: PathBuf,
+        stored: Hash,
+        given: Hash,
+    },
+    #[error("the data dir has schema version {found}, this node understands {expected}")]
+    SchemaVersion { expected: u32, found: u32 },
+    #[error("block {got} cannot be committed on top of head {head}")]
+    NotNext { head: Height, got: Height },
+    #[error("the store is not initialised with a genesis")]
+    Uninitialised,
+}
+
+impl StoreError {
+    fn corrupt(table: Table, key: &[u8], reason: impl ToString) -> StoreError {
+        StoreError::Corruption {
+            table: table.name(),
+            key: hex::encode(key),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// What one committed block changes, written atomically by [`Store::commit_block`].
+#[derive(Debug)]
+pub struct BlockCommit<'a> {
+    pub block: &'a Block,
+    pub hash: Hash,
+    pub commit: &'a CommitCertificate,
+    /// The hashes of `block.txs`, in order (the caller has them cached).
+    pub tx_hashes: &'a [Hash],
+    /// Every account the block changed, with its value after the block.
+    pub accounts: &'a [(Address, Account)],
+}
+
+/// The RocksDB database. Cheap to share: hold it in an `Arc`; all methods take `&self`.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    // Kept alive for as long as the DB uses it.
+    _cache: Cache,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+fn height_key(h: Height) -> [u8; 8] {
+    h.0.to_be_bytes()
+}
+
+fn decode_height(table: Table, key: &[u8], bytes: &[u8]) -> Result<Height, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| {
+        StoreError::corrupt(
+            table,
+            key,
+            format!("height is {} bytes, not 8", bytes.len()),
+        )
+    })?;
+    Ok(Height(u64::from_be_bytes(arr)))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, sized by `cfg`.
+    pub fn open(path: &Path, cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let cache = Cache::new_lru_cache(cfg.block_cache_mib.saturating_mul(1024 * 1024));
+        let mut table_opts = BlockBasedOptions::default();
+        table_opts.set_block_cache(&cache);
+        // Index and filter blocks count against the same cache instead of growing unbounded.
+        table_opts.set_cache_index_and_filter_blocks(true);
+        table_opts.set_bloom_filter(10.0, false);
+
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table_opts);
+        cf_opts.set_compression_type(DBCompressionType::Lz4);
+        // Small memtables: this node writes a block at a time, not bulk loads.
+        cf_opts.set_write_buffer_size(8 * 1024 * 1024);
+        cf_opts.set_max_write_buffer_number(3);
+
+        let mut db_opts = cf_opts.clone();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(cfg.max_open_files);
+        db_opts.set_keep_log_file_num(cfg.keep_log_file_num);
+        db_opts.set_max_log_file_size(cfg.max_log_file_bytes);
+        // Bounds the memtables of all tables together and the RocksDB WAL on disk.
+        db_opts.set_db_write_buffer_size(64 * 1024 * 1024);
+        db_opts.set_max_total_wal_size(128 * 1024 * 1024);
+        db_opts.set_max_background_jobs(2);
+
+        let cfs = Table::ALL
+            .iter()
+            .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            _cache: cache,
+        };
+        match store.get_meta(tables::META_SCHEMA)? {
+            None => {}
+            Some(bytes) => {
+                let found = u32::from_le_bytes(bytes.as_slice().try_into().map_err(|_| {
+                    StoreError::corrupt(
+                        Table::Meta,
+                        tables::META_SCHEMA,
+                        "schema version is not 4 bytes",
+                    )
+                })?);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::SchemaVersion {
+                        expected: SCHEMA_VERSION,
+                        found,
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, t: Table) -> &rocksdb::ColumnFamily {
+        // Every table is created at open (create_missing_column_families), so the handle exists.
+        #[allow(clippy::expect_used)]
+        self.db
+            .cf_handle(t.name())
+            .expect("every column family is created at open")
+    }
+
+    fn get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(t), key)?)
+    }
+
+    fn get_decoded<T: BorshDeserialize + BorshSerialize>(
+        &self,
+        t: Table,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(t), key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(t, key, e)),
+        }
+    }
+
+    fn get_meta(&self, name: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(Table::Meta, name)
+    }
+
+    /// The genesis hash this data dir was initialised with, if any.
+    pub fn genesis_hash(&self) -> Result<Option<Hash>, StoreError> {
+        self.get_decoded(Table::Meta, tables::META_GENESIS)
+    }
+
+    /// Initialises an empty store: genesis accounts, genesis hash, head 0, schema version — one
+    /// synced batch, so a crash leaves either an empty or a fully initialised store.
+    /// On a store that is already initialised, checks the genesis hash instead.
+    pub fn init_genesis(
+        &self,
+        genesis_hash: Hash,
+        accounts: &[(Address, Account)],
+    ) -> Result<bool, StoreError> {
+        if let Some(stored) = self.genesis_hash()? {
+            if stored != genesis_hash {
+                return Err(StoreError::GenesisMismatch {
+                    path: self.path.clone(),
+                    stored,
+                    given: genesis_hash,
+                });
+            }
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        for (addr, acc) in accounts.iter().filter(|(_, a)| !a.is_empty()) {
+            batch.put_cf(self.cf(Table::Accounts), addr.0, codec::encode(acc));
+        }
+        batch.put_cf(
+            self.cf(Table::Meta),
+            tables::META_SCHEMA,
+            SCHEMA_VERSION.to_le_bytes(),
+        );
+        batch.put_cf(
+            self.cf(Table::Meta),
+            tables::META_HEAD,
+            height_key(Height(0)),
+        );
+        // Written last in the batch for readability only: the batch is atomic either way.
+        batch.put_cf(
+            self.cf(Table::Meta),
+            tables::META_GENESIS,
+            codec::encode(&genesis_hash),
+        );
+        self.db.write_opt(batch, &synced())?;
+        Ok(true)
+    }
+
+    /// Height of the last committed block (0 = only genesis).
+    pub fn head_height(&self) -> Result<Height, StoreError> {
+        match self.get_meta(tables::META_HEAD)? {
+            None => Err(StoreError::Uninitialised),
+            Some(b) => decode_height(Table::Meta, tables::META_HEAD, &b),
+        }
+    }
+
+    pub fn block(&self, height: Height) -> Result<Option<Block>, StoreError> {
+        self.get_decoded(Table::Blocks, &height_key(height))
+    }
+
+    pub fn cert(&self, height: Height) -> Result<Option<CommitCertificate>, StoreError> {
+        self.get_decoded(Table::Certs, &height_key(height))
+    }
+
+    /// The block at `height` with the certificate that made it final.
+    pub fn committed_block(&self, height: Height) -> Result<Option<CommittedBlock>, StoreError> {
+        let Some(block) = self.block(height)? else {
+            return Ok(None);
+        };
+        // Block and certificate are written in the same batch: one without the other is corruption.
+        let commit = self.cert(height)?.ok_or_else(|| {
+            StoreError::corrupt(
+                Table::Certs,
+                &height_key(height),
+                "block is stored but its certificate is missing",
+            )
+        })?;
+        Ok(Some(CommittedBlock { block, commit }))
+    }
+
+    pub fn height_of_hash(&self, hash: &Hash) -> Result<Option<Height>, StoreError> {
+        match self.get(Table::BlockHashes, &hash.0)? {
+            None => Ok(None),
+            Some(b) => decode_height(Table::BlockHashes, &hash.0, &b).map(Some),
+        }
+    }
+
+    pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        self.get_decoded(Table::Txs, &hash.0)
+    }
+
+    /// A final transaction with its location.
+    pub fn transaction(
+        &self,
+        hash: &Hash,
+    ) -> Result<Option<(ledger_core::SignedTransaction, TxLocation)>, StoreError> {
+        let Some(loc) = self.tx_location(hash)? else {
+            return Ok(None);
+        };
+        let block = self.block(loc.height)?.ok_or_else(|| {
+            StoreError::corrupt(
+                Table::Txs,
+                &hash.0,
+                format!("points at missing block {}", loc.height),
+            )
+        })?;
+        let tx = block.txs.get(loc.index as usize).cloned().ok_or_else(|| {
+            StoreError::corrupt(
+                Table::Txs,
+                &hash.0,
+                format!("points past the end of block {}", loc.height),
+            )
+        })?;
+        Ok(Some((tx, loc)))
+    }
+
+    /// An account's state at the head.
+    pub fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        self.get_decoded(Table::Accounts, &address.0)
+    }
+
+    /// Every account at the head, in address order: the input of `State::from_accounts`.
+    pub fn all_accounts(&self) -> Result<Vec<(Address, Account)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(Table::Accounts), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let addr: [u8; 20] = k.as_ref().try_into().map_err(|_| {
+                StoreError::corrupt(Table::Accounts, &k, "address key is not 20 bytes")
+            })?;
+            let acc: Account =
+                codec::decode(&v).map_err(|e| StoreError::corrupt(Table::Accounts, &k, e))?;
+            out.push((Address(addr), acc));
+        }
+        Ok(out)
+    }
+
+    /// Commits one block atomically and durably (one synced `WriteBatch`), after checking that it
+    /// extends the head. Also drops the consensus WAL of heights up to this one: they are decided.
+    pub fn commit_block(&self, c: &BlockCommit<'_>) -> Result<(), StoreError> {
+        let head = self.head_height()?;
+        let height = c.block.header.height;
+        if height.0 != head.0.saturating_add(1) {
+            return Err(StoreError::NotNext { head, got: height });
+        }
+        let hk = height_key(height);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(Table::Blocks), hk, codec::encode(c.block));
+        batch.put_cf(self.cf(Table::BlockHashes), c.hash.0, hk);
+        batch.put_cf(self.cf(Table::Certs), hk, codec::encode(c.commit));
+        for (i, h) in c.tx_hashes.iter().enumerate() {
+            let loc = TxLocation {
+                height,
+                index: i as u32,
+            };
+            batch.put_cf(self.cf(Table::Txs), h.0, codec::encode(&loc));
+        }
+        for (addr, acc) in c.accounts {
+            // The empty account does not exist (the state tree has no leaf for it either).
+            if acc.is_empty() {
+                batch.delete_cf(self.cf(Table::Accounts), addr.0);
+            } else {
+                batch.put_cf(self.cf(Table::Accounts), addr.0, codec::encode(acc));
+            }
+        }
+        batch.put_cf(self.cf(Table::Meta), tables::META_HEAD, hk);
+        batch.delete_range_cf(
+            self.cf(Table::ConsensusWal),
+            tables::wal_key(Height(0), 0),
+            tables::wal_key(height.next(), 0),
+        );
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Appends one consensus WAL entry for `height`, durably (synced) before returning.
+    pub fn wal_append<T: BorshSerialize>(
+        &self,
+        height: Height,
+        seq: u64,
+        entry: &T,
+    ) -> Result<(), StoreError> {
+        self.db.put_cf_opt(
+            self.cf(Table::ConsensusWal),
+            tables::wal_key(height, seq),
+            codec::encode(entry),
+            &synced(),
+        )?;
+        Ok(())
+    }
+
+    /// The WAL entries of `height`, in append order, with their sequence numbers.
+    pub fn wal_entries<T: BorshDeserialize + BorshSerialize>(
+        &self,
+        height: Height,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let start = tables::wal_key(height, 0);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(Table::ConsensusWal),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            let Some((h, seq)) = tables::parse_wal_key(&k) else {
+                return Err(StoreError::corrupt(
+                    Table::ConsensusWal,
+                    &k,
+                    "WAL key is not 16 bytes",
+                ));
+            };
+            if h != height {
+                break;
+            }
+            let entry =
+                codec::decode(&v).map_err(|e| StoreError::corrupt(Table::ConsensusWal, &k, e))?;
+            out.push((seq, entry));
+        }
+        Ok(out)
+    }
+
+    /// Flushes memtables so a clean shutdown leaves nothing for WAL replay. Data is already durable
+    /// (every write is synced); this only shortens the next start.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let cfs: Vec<&rocksdb::ColumnFamily> = Table::ALL.iter().map(|t| self.cf(*t)).collect();
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,9 @@
+//! The node's one integration test binary.
+
+mod api;
+mod common;
+mod crash;
+mod e2e;
+mod explorer_browser;
+mod multihost;
+mod store_replay;

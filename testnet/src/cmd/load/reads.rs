@@ -1,0 +1,208 @@
+//! Read load: concurrent clients fetch blocks by height and accounts (a block explorer's queries)
+//! for `--duration` seconds; reports reads per second and latency percentiles.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ledger_core::{Address, Keypair};
+use serde::Serialize;
+
+use super::stats::{Percentiles, percentiles};
+use super::{LoadArgs, Target, rss_mb};
+use crate::client::NodeClient;
+use crate::cmd::interrupts;
+
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Latency samples kept per client thread (about 8 MB); requests beyond are counted, not sampled.
+const MAX_SAMPLES_PER_THREAD: usize = 1_000_000;
+/// Accounts read: the genesis dev accounts and the first load accounts.
+const ACCOUNTS_READ: u32 = 64;
+
+#[derive(Debug, Default)]
+struct ThreadResult {
+    ok: u64,
+    blocks: u64,
+    accounts: u64,
+    errors: BTreeMap<String, u64>,
+    samples_us: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    mode: &'static str,
+    targets: Vec<String>,
+    clients: usize,
+    duration_s: f64,
+    ok: u64,
+    blocks: u64,
+    accounts: u64,
+    errors: BTreeMap<String, u64>,
+    read_rps: f64,
+    latency: Percentiles,
+    rss_mb: BTreeMap<String, u64>,
+    rss_mb_max: Option<u64>,
+}
+
+pub fn run(targets: &[Target], args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let head = NodeClient::new(&targets[0].url, READ_TIMEOUT)
+        .status()
+        .with_context(|| format!("cannot reach {}", targets[0].url))?
+        .height
+        .0;
+    let clients = args.concurrency.map_or(8, |c| c as usize);
+    let addresses: Vec<Address> = (0..ACCOUNTS_READ / 2)
+        .map(|i| Keypair::dev("account", i).address())
+        .chain((0..ACCOUNTS_READ / 2).map(|i| Keypair::dev("load", i).address()))
+        .collect();
+    eprintln!(
+        "reads: {clients} clients for {} s against {} (blocks 1..={head}, {} accounts){}",
+        args.duration,
+        targets
+            .iter()
+            .map(|t| t.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        addresses.len(),
+        if args.rate() > 0 {
+            format!(", at most {} reads/s", args.rate())
+        } else {
+            String::new()
+        }
+    );
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(args.duration);
+    // Per-client pacing when a rate is given: each client gets an equal share.
+    let interval =
+        (args.rate() > 0).then(|| Duration::from_secs_f64(clients as f64 / args.rate() as f64));
+    let results: Vec<ThreadResult> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..clients)
+            .map(|k| {
+                let target = &targets[k % targets.len()];
+                let addresses = &addresses;
+                s.spawn(move || client_loop(k as u64, &target.url, head, addresses, end, interval))
+            })
+            .collect();
+        hs.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let elapsed = t0.elapsed().as_secs_f64();
+    let mut all = Vec::new();
+    let mut errors = BTreeMap::new();
+    let (mut ok, mut blocks, mut accounts) = (0, 0, 0);
+    for r in results {
+        ok += r.ok;
+        blocks += r.blocks;
+        accounts += r.accounts;
+        for (k, v) in r.errors {
+            *errors.entry(k).or_insert(0) += v;
+        }
+        all.extend(r.samples_us);
+    }
+    let rss = rss_mb(targets);
+    let report = Report {
+        mode: "reads",
+        targets: targets.iter().map(|t| t.url.clone()).collect(),
+        clients,
+        duration_s: elapsed,
+        ok,
+        blocks,
+        accounts,
+        errors,
+        read_rps: ok as f64 / elapsed.max(1e-9),
+        latency: percentiles(&mut all),
+        rss_mb_max: rss.values().copied().max(),
+        rss_mb: rss,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "reads ok     {} ({} blocks, {} accounts) in {:.2} s",
+        report.ok, report.blocks, report.accounts, elapsed
+    );
+    let failed: u64 = report.errors.values().sum();
+    println!("errors       {failed}");
+    for (k, v) in &report.errors {
+        println!("  {k}: {v}");
+    }
+    let l = &report.latency;
+    println!(
+        "latency      p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
+        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+    );
+    for (node, mb) in &report.rss_mb {
+        println!("memory       {node}: {mb} MB resident");
+    }
+    if let Some(m) = report.rss_mb_max {
+        println!("rss_mb={m}");
+    }
+    println!(
+        "read_rps={:.0} p50_ms={:.2} p99_ms={:.2}",
+        report.read_rps, l.p50_ms, l.p99_ms
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client_loop(
+    seed: u64,
+    url: &str,
+    head: u64,
+    addresses: &[Address],
+    end: Instant,
+    interval: Option<Duration>,
+) -> ThreadResult {
+    let client = NodeClient::new(url, READ_TIMEOUT);
+    let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut r = ThreadResult::default();
+    let mut next_due = Instant::now();
+    let mut i = 0u64;
+    while Instant::now() < end && interrupts() == 0 {
+        if let Some(iv) = interval {
+            let now = Instant::now();
+            if next_due > now {
+                std::thread::sleep(next_due - now);
+            }
+            next_due += iv;
+        }
+        let start = Instant::now();
+        // Alternate: even requests read a block, odd ones an account.
+        let result = if i.is_multiple_of(2) && head > 0 {
+            r.blocks += 1;
+            client.block_light(1 + rng.next() % head).map(|_| ())
+        } else {
+            r.accounts += 1;
+            let a = &addresses[(rng.next() % addresses.len() as u64) as usize];
+            match client.account(a) {
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other.map(|_| ()),
+            }
+        };
+        i += 1;
+        match result {
+            Ok(()) => {
+                r.ok += 1;
+                if r.samples_us.len() < MAX_SAMPLES_PER_THREAD {
+                    r.samples_us.push(start.elapsed().as_micros() as u64);
+                }
+            }
+            Err(e) => *r.errors.entry(e.reason_code()).or_insert(0) += 1,
+        }
+    }
+    r
+}
+
+/// A tiny deterministic generator for picking heights and accounts (no dependency, no OS entropy).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
