@@ -2,7 +2,7 @@
 # Installs what a fresh Debian machine lacks to build and test the project (as root, or with sudo).
 set -euo pipefail
 need=()
-for pkg in libclang-dev clang iproute2 chromium chromium-driver; do
+for pkg in libclang-dev clang pkg-config libssl-dev iproute2 chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

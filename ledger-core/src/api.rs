@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn tx_error_survives_the_api_error_round_trip() {
-        let e = TxError::NonceTooLow { expected: Nonce(4), got: Nonce(2) };
+        let e = TxError::NonceTooLow {
+            expected: Nonce(4),
+            got: Nonce(2),
+        };
         let api = ApiError::from_tx_error(&e);
         assert_eq!(api.code, "nonce_too_low");
         let json = serde_json::to_string(&api).expect("serializes");
@@ -147,7 +150,13 @@ mod tests {
 
     #[test]
     fn final_status_serializes_flat() {
-        let r = SubmitTxResponse { hash: Hash::ZERO, status: TxStatus::Final { height: Height(3), index: 1 } };
+        let r = SubmitTxResponse {
+            hash: Hash::ZERO,
+            status: TxStatus::Final {
+                height: Height(3),
+                index: 1,
+            },
+        };
         let v = serde_json::to_value(&r).expect("serializes");
         assert_eq!(v["status"], "final");
         assert_eq!(v["height"], 3);

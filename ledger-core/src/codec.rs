@@ -63,7 +63,10 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut bytes = encode(&7u64);
         bytes.push(0);
-        assert!(matches!(decode::<u64>(&bytes), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<u64>(&bytes),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

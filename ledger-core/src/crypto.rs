@@ -247,14 +247,19 @@ mod tests {
     fn signature_verifies_only_for_its_domain_and_chain() {
         let k = Keypair::dev("test", 0);
         let sig = k.sign(Domain::Transaction, &chain(), b"payload");
-        assert_eq!(k.public().verify(Domain::Transaction, &chain(), b"payload", &sig), Ok(()));
+        assert_eq!(
+            k.public()
+                .verify(Domain::Transaction, &chain(), b"payload", &sig),
+            Ok(())
+        );
         assert_eq!(
             k.public().verify(Domain::Vote, &chain(), b"payload", &sig),
             Err(BadSignature)
         );
         let other = ChainId::new("other-chain").expect("valid chain id");
         assert_eq!(
-            k.public().verify(Domain::Transaction, &other, b"payload", &sig),
+            k.public()
+                .verify(Domain::Transaction, &other, b"payload", &sig),
             Err(BadSignature)
         );
     }
@@ -279,7 +284,11 @@ mod tests {
             let pairs = checks(sigs);
             let list: Vec<SignatureCheck<'_>> = pairs
                 .iter()
-                .map(|(i, s)| SignatureCheck { key: &pk, message: &msgs[*i], signature: s })
+                .map(|(i, s)| SignatureCheck {
+                    key: &pk,
+                    message: &msgs[*i],
+                    signature: s,
+                })
                 .collect();
             verify_all(&list)
         };

@@ -7,7 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A SHA-256 digest. Shown and parsed as 64 lowercase hex characters.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize,
+)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
@@ -105,7 +107,13 @@ mod tests {
     fn text_form_round_trips_and_rejects_bad_input() {
         let h = Hash::digest(b"x");
         assert_eq!(h.to_hex().parse::<Hash>(), Ok(h));
-        assert_eq!("abc".parse::<Hash>(), Err(ParseHashError::WrongLength { got: 3 }));
-        assert!(matches!("zz".repeat(32).parse::<Hash>(), Err(ParseHashError::NotHex(_))));
+        assert_eq!(
+            "abc".parse::<Hash>(),
+            Err(ParseHashError::WrongLength { got: 3 })
+        );
+        assert!(matches!(
+            "zz".repeat(32).parse::<Hash>(),
+            Err(ParseHashError::NotHex(_))
+        ));
     }
 }

@@ -60,7 +60,11 @@ impl ConsensusParams {
             ("timeout_precommit_ms", self.timeout_precommit_ms, 3_600_000),
             ("timeout_delta_ms", self.timeout_delta_ms, 3_600_000),
             ("block_fill_pause_ms", self.block_fill_pause_ms, 3_600_000),
-            ("empty_block_interval_ms", self.empty_block_interval_ms, 3_600_000),
+            (
+                "empty_block_interval_ms",
+                self.empty_block_interval_ms,
+                3_600_000,
+            ),
             ("max_block_txs", self.max_block_txs as u64, 1_000_000),
             ("max_block_bytes", self.max_block_bytes, 256 * 1024 * 1024),
             ("max_clock_drift_ms", self.max_clock_drift_ms, 3_600_000),
@@ -70,7 +74,11 @@ impl ConsensusParams {
                 return Err(ParamsError::Zero { field });
             }
             if value > max {
-                return Err(ParamsError::TooLarge { field, max, got: value });
+                return Err(ParamsError::TooLarge {
+                    field,
+                    max,
+                    got: value,
+                });
             }
         }
         Ok(())

@@ -135,14 +135,22 @@ impl SignedTransaction {
             .tx
             .tx
             .from
-            .verify(Domain::Transaction, chain_id, &payload, &checked.tx.signature)
+            .verify(
+                Domain::Transaction,
+                chain_id,
+                &payload,
+                &checked.tx.signature,
+            )
             .map_err(|_| TxError::BadSignature)?;
         Ok(checked)
     }
 
     /// The stateless checks without the signature. The result must not escape unverified: it is used
     /// by [`SignedTransaction::verify`] and by block validation, which checks signatures in parallel.
-    pub(crate) fn check_stateless(self, chain_id: &ChainId) -> Result<VerifiedTransaction, TxError> {
+    pub(crate) fn check_stateless(
+        self,
+        chain_id: &ChainId,
+    ) -> Result<VerifiedTransaction, TxError> {
         let encoded = codec::encode(&self);
         if encoded.len() > MAX_TX_BYTES {
             return Err(TxError::TooLarge {
@@ -260,7 +268,10 @@ mod tests {
         let other = ChainId::new("other").expect("valid");
         assert_eq!(
             stx.verify(&other),
-            Err(TxError::WrongChain { expected: ChainId::new("other").expect("valid"), got: chain() })
+            Err(TxError::WrongChain {
+                expected: ChainId::new("other").expect("valid"),
+                got: chain()
+            })
         );
     }
 
@@ -275,7 +286,10 @@ mod tests {
     fn json_round_trips_and_rejects_unknown_fields() {
         let stx = transfer(&Keypair::dev("t", 1), 0);
         let json = serde_json::to_string(&stx).expect("serializes");
-        assert_eq!(serde_json::from_str::<SignedTransaction>(&json).expect("parses"), stx);
+        assert_eq!(
+            serde_json::from_str::<SignedTransaction>(&json).expect("parses"),
+            stx
+        );
         let mut v: serde_json::Value = serde_json::from_str(&json).expect("parses");
         v["tx"]["extra"] = serde_json::json!(1);
         assert!(serde_json::from_value::<SignedTransaction>(v).is_err());
@@ -283,7 +297,10 @@ mod tests {
 
     #[test]
     fn error_codes_match_the_json_tag() {
-        let e = TxError::InsufficientFunds { have: Amount(5), need: Amount(12) };
+        let e = TxError::InsufficientFunds {
+            have: Amount(5),
+            need: Amount(12),
+        };
         let v = serde_json::to_value(&e).expect("serializes");
         assert_eq!(v["code"], e.code());
         assert_eq!(e.to_string(), "insufficient funds: have 5, need 12");

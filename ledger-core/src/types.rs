@@ -232,7 +232,18 @@ impl Height {
 
 /// A consensus round within a height.
 #[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(transparent)]
 pub struct Round(pub u32);
@@ -283,13 +294,19 @@ mod tests {
     fn address_with_other_prefix_is_rejected() {
         let hrp = Hrp::parse_unchecked("abc");
         let s = bech32::encode::<Bech32m>(hrp, &[1u8; 20]).expect("encodes");
-        assert!(matches!(s.parse::<Address>(), Err(AddressError::WrongPrefix { .. })));
+        assert!(matches!(
+            s.parse::<Address>(),
+            Err(AddressError::WrongPrefix { .. })
+        ));
     }
 
     #[test]
     fn chain_id_rules() {
         assert!(ChainId::new("ledger-devnet-1").is_ok());
-        assert_eq!(ChainId::new(""), Err(ChainIdError::Length { max: 64, got: 0 }));
+        assert_eq!(
+            ChainId::new(""),
+            Err(ChainIdError::Length { max: 64, got: 0 })
+        );
         assert_eq!(ChainId::new("Upper"), Err(ChainIdError::Charset));
         assert!(ChainId::new("x".repeat(65)).is_err());
     }

@@ -125,7 +125,11 @@ mod tests {
 
     fn val(i: u32, power: u64) -> Validator {
         let k = Keypair::dev("v", i);
-        Validator { address: k.address(), public_key: k.public(), power }
+        Validator {
+            address: k.address(),
+            public_key: k.public(),
+            power,
+        }
     }
 
     #[test]

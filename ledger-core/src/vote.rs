@@ -13,7 +13,18 @@ use crate::types::{Address, ChainId, Height, Round};
 use crate::validator::ValidatorSet;
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum VoteKind {
@@ -22,7 +33,9 @@ pub enum VoteKind {
 }
 
 /// A vote for a block hash, or for nil (`block_hash: None`), at one height, round and step.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 pub struct Vote {
     pub kind: VoteKind,
     pub height: Height,
@@ -233,7 +246,11 @@ mod tests {
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::dev("val", i)).collect();
         let set = ValidatorSet::new(
             keys.iter()
-                .map(|k| Validator { address: k.address(), public_key: k.public(), power: 1 })
+                .map(|k| Validator {
+                    address: k.address(),
+                    public_key: k.public(),
+                    power: 1,
+                })
                 .collect(),
         )
         .expect("valid");
@@ -273,7 +290,10 @@ mod tests {
         let mut cert = CommitCertificate::from_precommits(Height(5), Round(1), h, &set, &votes);
         let mut dup = cert.clone();
         dup.signatures[1] = dup.signatures[0].clone();
-        assert_eq!(dup.verify(&chain, &set, Height(5), &h), Err(VoteError::UnorderedSigners));
+        assert_eq!(
+            dup.verify(&chain, &set, Height(5), &h),
+            Err(VoteError::UnorderedSigners)
+        );
         cert.signatures[2].signature.0[10] ^= 1;
         let bad = cert.signatures[2].validator;
         assert_eq!(
@@ -288,8 +308,14 @@ mod tests {
         let h = Hash::digest(b"block");
         let votes = vec![precommit(&chain, &keys[0], h)];
         let cert = CommitCertificate::from_precommits(Height(5), Round(1), h, &set, &votes);
-        assert!(matches!(cert.verify(&chain, &set, Height(6), &h), Err(VoteError::WrongHeight { .. })));
+        assert!(matches!(
+            cert.verify(&chain, &set, Height(6), &h),
+            Err(VoteError::WrongHeight { .. })
+        ));
         let other = Hash::digest(b"other");
-        assert!(matches!(cert.verify(&chain, &set, Height(5), &other), Err(VoteError::WrongBlock { .. })));
+        assert!(matches!(
+            cert.verify(&chain, &set, Height(5), &other),
+            Err(VoteError::WrongBlock { .. })
+        ));
     }
 }

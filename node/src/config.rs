@@ -33,7 +33,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Default 127.0.0.1:8545, where the wallet looks by default.
+    /// Default 127.0.0.1:8700, where the wallet looks by default.
     pub listen_addr: SocketAddr,
     /// Largest request body; larger requests get 413.
     pub max_body_bytes: usize,
@@ -113,7 +113,7 @@ impl Default for Config {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8700)),
             max_body_bytes: 2 * 1024 * 1024,
             rate_limit_per_sec: 20_000,
             rate_limit_burst: 40_000,
@@ -357,7 +357,7 @@ mod tests {
     fn defaults_are_valid_and_match_the_wallet() {
         let c = Config::default();
         c.validate().expect("defaults validate");
-        assert_eq!(c.api.listen_addr.to_string(), "127.0.0.1:8545");
+        assert_eq!(c.api.listen_addr.to_string(), "127.0.0.1:8700");
     }
 
     #[test]
@@ -398,8 +398,10 @@ mod tests {
                 .to_string()
                 .contains("p2p.listen_addr")
         );
-        let mut c = Config::default();
-        c.log_level = "loud[".into();
+        let c = Config {
+            log_level: "loud[".into(),
+            ..Config::default()
+        };
         assert!(
             c.validate()
                 .expect_err("invalid")

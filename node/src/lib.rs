@@ -9,8 +9,10 @@
 //! - [`mempool`]: admission rules, caps, eviction, replacement, expiry; owner thread + handle.
 //! - [`consensus`]: the driver that runs ledger-core's Tendermint machine and executes its outputs
 //!   (WAL before broadcast, timers, block building and validation, commit).
-//! - [`api`]: axum HTTP API under `/v1`, OpenAPI, SSE events, Prometheus metrics.
-//! - [`net_types`]: the channel messages between the driver and [`network`].
+//! - [`api`]: axum HTTP API under `/v1`, OpenAPI, SSE events, Prometheus metrics; it also serves
+//!   the [`explorer`] page at `/`.
+//! - [`net_types`]: the channel messages between the driver and [`network`] (libp2p gossip + sync).
+//! - [`verify`]: offline replay of the stored chain (`ledger-node verify`).
 //! - [`node`]: wiring: open the store, restore the chain, start the tasks, serve, shut down.
 //! - [`cli`]: the `ledger-node` subcommands.
 

@@ -921,9 +921,9 @@ fn handle_msg<A: AccountSource>(
                     Ok(v) => {
                         let sender = v.sender();
                         let acc = match cache.get(&sender) {
-                            Some(a) => Ok(a.clone()),
+                            Some(a) => Ok(*a),
                             None => accounts.account(&sender).inspect(|a| {
-                                cache.insert(sender, a.clone());
+                                cache.insert(sender, *a);
                             }),
                         };
                         match acc {

@@ -125,7 +125,7 @@ pub struct NodeClient {
 }
 
 impl NodeClient {
-    /// `base` is the API's root URL, e.g. `http://127.0.0.1:8545`. Every request times out after `timeout`.
+    /// `base` is the API's root URL, e.g. `http://127.0.0.1:8700`. Every request times out after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> NodeClient {
         let config = ureq::Agent::config_builder()
             // Non-2xx answers carry the node's typed error; we read it instead of getting an opaque error.

@@ -1,5 +1,30 @@
 //! Output for people: aligned tables, short hashes, durations, and progress that draws on a terminal
 //! and falls back to occasional plain lines when stderr is a file or a pipe (CI logs stay readable).
+//!
+//! Commands print to stdout with [`outln!`]/[`out!`], which return the write error instead of
+//! panicking like `println!`: `testnet status | head -3` then ends quietly (see `main`).
+
+/// `println!` that returns an `anyhow` error from the enclosing function when stdout is gone.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            return Err(anyhow::Error::from(e).into());
+        }
+    }};
+}
+
+/// `print!` that returns an `anyhow` error from the enclosing function when stdout is gone.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            return Err(anyhow::Error::from(e).into());
+        }
+    }};
+}
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};

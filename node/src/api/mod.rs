@@ -160,6 +160,3 @@ async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Res
     );
     response
 }
-
-#[cfg(test)]
-mod tests;

@@ -34,7 +34,8 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "HTTP API listening");
         let stopped = node.driver_stopped();
-        axum::serve(
+        let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+        let serve = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
@@ -43,9 +44,18 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
                 () = shutdown_signal() => tracing::info!("shutdown signal received"),
                 () = stopped => {}
             }
-        })
-        .await
-        .context("HTTP server failed")?;
+            let _ = signalled_tx.send(true);
+        });
+        // Graceful shutdown waits for every connection, and an event stream (an open explorer tab)
+        // never ends by itself: give connections a bounded grace period, then stop anyway.
+        let grace = async move {
+            let _ = signalled_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        };
+        tokio::select! {
+            r = serve => r.context("HTTP server failed")?,
+            () = grace => tracing::info!("closing connections still open after the grace period"),
+        }
         node.shutdown().await.context("shutdown")?;
         tracing::info!("stopped cleanly");
         anyhow::Ok(())

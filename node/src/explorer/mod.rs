@@ -57,7 +57,8 @@ impl Asset {
     fn new(body: Bytes, content_type: &'static str) -> Asset {
         let version = ledger_core::Hash::digest(&body).to_hex()[..16].to_owned();
         // Hex digits in quotes are always a valid header value; the fallback is unreachable.
-        let etag = HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""));
+        let etag = HeaderValue::from_str(&format!("\"{version}\""))
+            .unwrap_or(HeaderValue::from_static("\"0\""));
         Asset {
             body,
             content_type,
@@ -76,8 +77,14 @@ struct Assets {
 
 /// Built once: hashing ~100 KB at first request is cheaper than a build script.
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
-    let app = Asset::new(Bytes::from_static(APP_JS.as_bytes()), "text/javascript; charset=utf-8");
-    let style = Asset::new(Bytes::from_static(STYLE_CSS.as_bytes()), "text/css; charset=utf-8");
+    let app = Asset::new(
+        Bytes::from_static(APP_JS.as_bytes()),
+        "text/javascript; charset=utf-8",
+    );
+    let style = Asset::new(
+        Bytes::from_static(STYLE_CSS.as_bytes()),
+        "text/css; charset=utf-8",
+    );
     let favicon = Asset::new(Bytes::from_static(FAVICON_SVG.as_bytes()), "image/svg+xml");
     let html = INDEX_HTML
         .replace("__APP_VERSION__", &app.version)
@@ -107,8 +114,14 @@ pub fn router() -> Router {
 async fn index(headers: HeaderMap) -> Response {
     let mut response = serve(&ASSETS.index, REVALIDATE, &headers);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
@@ -141,15 +154,24 @@ fn versioned(asset: &'static Asset, query: Option<&str>, headers: &HeaderMap) ->
 fn serve(asset: &'static Asset, cache_control: &'static str, req: &HeaderMap) -> Response {
     let base = [
         (header::ETAG, asset.etag.clone()),
-        (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
     ];
     if etag_matches(req, &asset.etag) {
         return (StatusCode::NOT_MODIFIED, base).into_response();
     }
     (
         base,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        )],
         asset.body.clone(),
     )
         .into_response()
@@ -157,7 +179,9 @@ fn serve(asset: &'static Asset, cache_control: &'static str, req: &HeaderMap) ->
 
 /// `If-None-Match` is a list of (possibly weak) entity tags, or `*`.
 fn etag_matches(req: &HeaderMap, etag: &HeaderValue) -> bool {
-    let Ok(etag) = etag.to_str() else { return false };
+    let Ok(etag) = etag.to_str() else {
+        return false;
+    };
     req.get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -182,11 +206,13 @@ mod tests {
         let resp = router().oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
         (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
-    fn header<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+    fn header(h: &HeaderMap, name: header::HeaderName) -> &str {
         h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
@@ -198,7 +224,10 @@ mod tests {
         assert_eq!(header(&h, header::CACHE_CONTROL), "no-cache");
         assert!(header(&h, header::CONTENT_SECURITY_POLICY).contains("script-src 'self'"));
         assert_eq!(header(&h, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
-        assert!(!body.contains("_VERSION__"), "a version placeholder was left in the page");
+        assert!(
+            !body.contains("_VERSION__"),
+            "a version placeholder was left in the page"
+        );
         assert!(body.contains(&format!("/explorer/app.js?v={}", ASSETS.app.version)));
         assert!(body.contains(&format!("/explorer/style.css?v={}", ASSETS.style.version)));
     }
@@ -215,13 +244,21 @@ mod tests {
             assert!(page.contains(&url), "page does not link {url}");
             let (status, h, body) = get(&url, None).await;
             assert_eq!(status, StatusCode::OK, "{url}");
-            assert_eq!(header(&h, header::CONTENT_TYPE), asset.content_type, "{url}");
+            assert_eq!(
+                header(&h, header::CONTENT_TYPE),
+                asset.content_type,
+                "{url}"
+            );
             assert_eq!(header(&h, header::CACHE_CONTROL), IMMUTABLE, "{url}");
             assert_eq!(body.len(), asset.body.len(), "{url}");
             // Unversioned or stale: served, but never cached without revalidation.
             for stale in [path.to_string(), format!("{path}?v=0000000000000000")] {
                 let (status, h, _) = get(&stale, None).await;
-                assert_eq!((status, header(&h, header::CACHE_CONTROL)), (StatusCode::OK, "no-cache"), "{stale}");
+                assert_eq!(
+                    (status, header(&h, header::CACHE_CONTROL)),
+                    (StatusCode::OK, "no-cache"),
+                    "{stale}"
+                );
             }
         }
     }
@@ -251,7 +288,14 @@ mod tests {
     /// anything as HTML. The CSP would stop injected script, not injected markup.
     #[test]
     fn script_never_parses_strings_as_html() {
-        for banned in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ] {
             assert!(!APP_JS.contains(banned), "app.js uses {banned}");
         }
     }
@@ -263,6 +307,9 @@ mod tests {
             assert!(!text.contains("://"), "{name} references another origin");
         }
         let without_svg_ns = APP_JS.replace("http://www.w3.org/2000/svg", "");
-        assert!(!without_svg_ns.contains("://"), "app.js references another origin");
+        assert!(
+            !without_svg_ns.contains("://"),
+            "app.js references another origin"
+        );
     }
 }

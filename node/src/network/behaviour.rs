@@ -99,9 +99,7 @@ fn gossipsub_behaviour(
         .message_id_fn(|m: &gossipsub::Message| {
             let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
             let seqno = m.sequence_number.unwrap_or(0).to_le_bytes();
-            gossipsub::MessageId::from(
-                Hash::digest_parts(&[&source, &seqno, &m.data]).0.to_vec(),
-            )
+            gossipsub::MessageId::from(Hash::digest_parts(&[&source, &seqno, &m.data]).0.to_vec())
         })
         .max_transmit_size(MAX_GOSSIP_BYTES)
         .duplicate_cache_time(Duration::from_secs(120))
@@ -109,7 +107,8 @@ fn gossipsub_behaviour(
         // reaches everyone in one hop.
         .flood_publish(true)
         .build()?;
-    let mut behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)?;
+    let mut behaviour =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)?;
     let mut params = gossipsub::PeerScoreParams {
         // Local testnets run every node on one IP: co-location is expected, not an attack.
         ip_colocation_factor_weight: 0.0,

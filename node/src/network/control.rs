@@ -73,7 +73,11 @@ async fn set(c: &Control, isolated: bool) -> Response {
             axum::Json(serde_json::json!({ "isolated": isolated })),
         )
             .into_response(),
-        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, "network_stopped", &e.to_string()),
+        Err(e) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "network_stopped",
+            &e.to_string(),
+        ),
     }
 }
 

@@ -109,6 +109,31 @@ pub struct NetworkConfig {
     pub bootnodes: Vec<Multiaddr>,
     pub max_peers: u32,
     pub genesis_hash: Hash,
+    /// Where the addresses of peers met before are kept, so a restarted node finds the network
+    /// again even when its bootnodes are down.
+    pub peer_book: Option<std::path::PathBuf>,
+}
+
+/// Most peer addresses kept in the peer book.
+const MAX_PEER_BOOK_ENTRIES: usize = 64;
+
+fn read_peer_book(path: &std::path::Path) -> Vec<Multiaddr> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .take(MAX_PEER_BOOK_ENTRIES)
+        .collect()
+}
+
+fn write_peer_book(path: &std::path::Path, addrs: &[Multiaddr]) {
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    let tmp = path.with_extension("tmp");
+    // Best effort: losing the peer book only costs a slower rejoin through the bootnodes.
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
 }
 
 /// What the network tells the application.
@@ -164,8 +189,7 @@ mod serde_bytes_vec {
     use serde_bytes::ByteBuf;
 
     pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        let bufs: Vec<&serde_bytes::Bytes> =
-            v.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
+        let bufs: Vec<&serde_bytes::Bytes> = v.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
         bufs.serialize(s)
     }
 
@@ -298,7 +322,12 @@ pub fn spawn<M: Send + 'static>(
     swarm
         .listen_on(config.listen_addr.clone())
         .map_err(|e| NetworkError::Setup(format!("listen on {}: {e}", config.listen_addr)))?;
-    for addr in &config.bootnodes {
+    let book = config
+        .peer_book
+        .as_deref()
+        .map(read_peer_book)
+        .unwrap_or_default();
+    for addr in config.bootnodes.iter().chain(book.iter()) {
         if let Err(e) = swarm.dial(addr.clone()) {
             tracing::warn!(%addr, %e, "cannot dial bootnode");
         }
@@ -328,6 +357,7 @@ pub fn spawn<M: Send + 'static>(
         invalid_counts: HashMap::new(),
         blocked: HashSet::new(),
         isolated: false,
+        book,
     };
     tokio::spawn(event_loop.run());
     Ok((
@@ -370,6 +400,8 @@ struct EventLoop<M> {
     invalid_counts: HashMap<PeerId, u32>,
     blocked: HashSet<PeerId>,
     isolated: bool,
+    /// Listen addresses (with peer id) of peers met, newest last; persisted to `peer_book`.
+    book: Vec<Multiaddr>,
 }
 
 impl<M: Send + 'static> EventLoop<M> {
@@ -410,7 +442,14 @@ impl<M: Send + 'static> EventLoop<M> {
         // Bootstrap fails harmlessly while the routing table is empty.
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
         if self.connected.is_empty() {
-            for addr in self.config.bootnodes.clone() {
+            for addr in self
+                .config
+                .bootnodes
+                .iter()
+                .chain(self.book.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+            {
                 let _ = self.swarm.dial(addr);
             }
         }
@@ -483,7 +522,14 @@ impl<M: Send + 'static> EventLoop<M> {
                         let _ = self.swarm.disconnect_peer_id(p);
                     }
                 } else {
-                    for addr in self.config.bootnodes.clone() {
+                    let addrs: Vec<Multiaddr> = self
+                        .config
+                        .bootnodes
+                        .iter()
+                        .chain(self.book.iter())
+                        .cloned()
+                        .collect();
+                    for addr in addrs {
                         let _ = self.swarm.dial(addr);
                     }
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -548,8 +594,24 @@ impl<M: Send + 'static> EventLoop<M> {
                 info,
                 ..
             })) => {
+                let mut book_changed = false;
                 for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                    let full = addr.with(Protocol::P2p(peer_id));
+                    if !self.book.contains(&full) {
+                        self.book.push(full);
+                        book_changed = true;
+                    }
+                }
+                if book_changed {
+                    let excess = self.book.len().saturating_sub(MAX_PEER_BOOK_ENTRIES);
+                    self.book.drain(..excess);
+                    if let Some(path) = &self.config.peer_book {
+                        write_peer_book(path, &self.book);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
@@ -568,20 +630,20 @@ impl<M: Send + 'static> EventLoop<M> {
 
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         let Some(topic) = self.topics.get(&message.topic).copied() else {
-            let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &source,
-                MessageAcceptance::Reject,
-            );
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
             return;
         };
         let Ok(permit) = self.validations.clone().try_acquire_owned() else {
             // Validation is saturated: let the message go without relaying or blame.
-            let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &source,
-                MessageAcceptance::Ignore,
-            );
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
             return;
         };
         let validator = self.validator.clone();
@@ -616,9 +678,10 @@ impl<M: Send + 'static> EventLoop<M> {
         match event {
             request_response::Event::Message {
                 peer,
-                message: request_response::Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
                 ..
             } => self.serve(peer, request, channel),
             request_response::Event::Message {
@@ -660,7 +723,12 @@ impl<M: Send + 'static> EventLoop<M> {
         }
     }
 
-    fn serve(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
         let Ok(permit) = self.serves.clone().try_acquire_owned() else {
             // Too many range reads at once: dropping the channel fails the peer's request, and
             // it retries elsewhere or later.
@@ -725,6 +793,7 @@ mod tests {
             bootnodes,
             max_peers: 16,
             genesis_hash: Hash::digest(b"test chain"),
+            peer_book: None,
         };
         spawn(
             libp2p::identity::Keypair::generate_ed25519(),
@@ -781,6 +850,21 @@ mod tests {
         panic!("message never arrived");
     }
 
+    #[test]
+    fn peer_book_round_trips_and_skips_garbage_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("peers.txt");
+        let addrs: Vec<Multiaddr> = vec![
+            "/ip4/10.0.0.1/tcp/30333".parse().expect("valid"),
+            "/ip4/10.0.0.2/tcp/30334".parse().expect("valid"),
+        ];
+        write_peer_book(&path, &addrs);
+        assert_eq!(read_peer_book(&path), addrs);
+        std::fs::write(&path, "garbage\n/ip4/10.0.0.3/tcp/1\n").expect("write");
+        assert_eq!(read_peer_book(&path).len(), 1);
+        assert!(read_peer_book(&dir.path().join("missing")).is_empty());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_nodes_gossip_and_serve_block_ranges_over_loopback() {
         let (a, _a_rx) = start(vec![], 10);
@@ -794,7 +878,14 @@ mod tests {
             .request_blocks(a.local_peer_id(), 3, 5)
             .await
             .expect("a serves blocks");
-        assert_eq!(blocks, vec![3u64.to_le_bytes().to_vec(), 4u64.to_le_bytes().to_vec(), 5u64.to_le_bytes().to_vec()]);
+        assert_eq!(
+            blocks,
+            vec![
+                3u64.to_le_bytes().to_vec(),
+                4u64.to_le_bytes().to_vec(),
+                5u64.to_le_bytes().to_vec()
+            ]
+        );
         // B learns A's head from the status poll.
         wait_for("a's head height", 10, || {
             peers.borrow().iter().any(|p| p.height == Some(10))
@@ -825,7 +916,10 @@ mod tests {
         let (bad, _bad_rx) = start(vec![victim_addr], 0);
         let victim_peers = victim.peers();
         let bad_id = bad.local_peer_id().to_string();
-        wait_for("both peers connected", 10, || victim_peers.borrow().len() >= 2).await;
+        wait_for("both peers connected", 10, || {
+            victim_peers.borrow().len() >= 2
+        })
+        .await;
         // Make sure subscriptions are known so the garbage actually reaches the victim.
         publish_until_received(&honest, &mut victim_rx, b"warm-up".to_vec()).await;
 
@@ -842,7 +936,11 @@ mod tests {
         // No garbage was ever delivered to the application.
         while let Ok(ev) = victim_rx.try_recv() {
             if let NetEvent::Message { message, .. } = ev {
-                assert_ne!(message.first(), Some(&0xFF), "garbage reached the application");
+                assert_ne!(
+                    message.first(),
+                    Some(&0xFF),
+                    "garbage reached the application"
+                );
             }
         }
         publish_until_received(&honest, &mut victim_rx, b"still flowing".to_vec()).await;

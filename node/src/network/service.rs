@@ -172,6 +172,7 @@ pub fn attach(
         bootnodes,
         max_peers: cfg.p2p.max_peers,
         genesis_hash: node.genesis.hash(),
+        peer_book: Some(cfg.data_dir.join("peers.txt")),
     };
     let handle = start(
         keypair,

@@ -107,7 +107,11 @@ pub async fn run(
             last_progress = tokio::time::Instant::now();
         }
         if released > local && last_progress.elapsed() > STALL_RESET {
-            tracing::warn!(local, released, "sync made no progress; fetching again from the head");
+            tracing::warn!(
+                local,
+                released,
+                "sync made no progress; fetching again from the head"
+            );
             released = local;
             last_progress = tokio::time::Instant::now();
         }
@@ -117,12 +121,17 @@ pub async fn run(
         // Drop chunks that are no longer needed, then release contiguous ones in order.
         ready.retain(|start, blocks| start + blocks.len() as u64 > released + 1);
         while released < window_end {
-            let Some(entry) = ready.first_entry() else { break };
+            let Some(entry) = ready.first_entry() else {
+                break;
+            };
             if *entry.key() > released + 1 {
                 break;
             }
             let blocks = entry.remove();
-            let last = blocks.last().map(|b| b.block.header.height.0).unwrap_or(released);
+            let last = blocks
+                .last()
+                .map(|b| b.block.header.height.0)
+                .unwrap_or(released);
             if to_driver.send(NetInbound::Blocks(blocks)).await.is_err() {
                 return;
             }
@@ -168,7 +177,12 @@ pub async fn run(
 
 /// Fetches and decodes `from..=to` from `peer`. `None` if the request failed or any block is
 /// undecodable or out of sequence (a faulty peer).
-async fn fetch(network: &NetworkHandle, peer: PeerId, from: u64, to: u64) -> Option<Vec<CommittedBlock>> {
+async fn fetch(
+    network: &NetworkHandle,
+    peer: PeerId,
+    from: u64,
+    to: u64,
+) -> Option<Vec<CommittedBlock>> {
     let raw = network.request_blocks(peer, from, to).await.ok()?;
     tokio::task::spawn_blocking(move || {
         let mut blocks = Vec::with_capacity(raw.len());

@@ -52,13 +52,12 @@ fn validate_txs(chain_id: &ChainId, data: &[u8]) -> Verdict<NetInbound> {
     if txs.is_empty() || txs.len() > MAX_TXS_PER_GOSSIP {
         return Verdict::Reject("transaction batch size out of bounds");
     }
-    let all_valid = txs
-        .par_iter()
-        .all(|tx| tx.clone().verify(chain_id).is_ok());
-    if !all_valid {
-        return Verdict::Reject("invalid transaction in batch");
+    // Verified here, once: the mempool admits them without checking the signatures again.
+    let verified: Result<Vec<_>, _> = txs.into_par_iter().map(|tx| tx.verify(chain_id)).collect();
+    match verified {
+        Ok(v) => Verdict::Accept(NetInbound::VerifiedTransactions(v)),
+        Err(_) => Verdict::Reject("invalid transaction in batch"),
     }
-    Verdict::Accept(NetInbound::Transactions(txs))
 }
 
 fn validate_consensus(
@@ -128,9 +127,14 @@ mod tests {
         let (chain, set) = setup();
         let v = validator(chain.clone(), set);
         let mut txs: Vec<SignedTransaction> = (0..10).map(|n| tx(&chain, n)).collect();
-        assert!(matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Accept(NetInbound::Transactions(t)) if t.len() == 10));
+        assert!(
+            matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Accept(NetInbound::VerifiedTransactions(t)) if t.len() == 10)
+        );
         txs[7].signature.0[3] ^= 1;
-        assert!(matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Reject(_)));
+        assert!(matches!(
+            v(Topic::Transactions, &encode_txs(&txs)),
+            Verdict::Reject(_)
+        ));
     }
 
     #[test]
@@ -141,6 +145,9 @@ mod tests {
             assert!(matches!(v(Topic::Transactions, &data), Verdict::Reject(_)));
             assert!(matches!(v(Topic::Consensus, &data), Verdict::Reject(_)));
         }
-        assert!(matches!(v(Topic::Transactions, &encode_txs(&[])), Verdict::Reject(_)));
+        assert!(matches!(
+            v(Topic::Transactions, &encode_txs(&[])),
+            Verdict::Reject(_)
+        ));
     }
 }

@@ -152,3 +152,65 @@ fn keygen_writes_an_owner_only_key_and_refuses_to_overwrite() {
     }
     assert!(!run().status.success(), "overwrote a key");
 }
+
+/// Not a pass/fail test: prints how fast one validator finalizes a burst of batched transfers.
+/// Run with `cargo nextest run --release -p node --run-ignored only -E 'test(/throughput/)'`.
+#[test]
+#[ignore = "measurement, not a check"]
+fn one_validator_throughput_smoke() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (genesis, gpath, kpath) = one_validator_files(dir.path());
+    let chain = genesis.chain_id().clone();
+    let p = Process::start(dir.path(), &gpath, &kpath, free_addr());
+    let per_sender = 1_000u64;
+    let senders = 8u32;
+    let batches: Vec<serde_json::Value> = (0..senders)
+        .map(|s| {
+            let txs: Vec<serde_json::Value> = (0..per_sender)
+                .map(|n| {
+                    serde_json::to_value(transfer(
+                        &chain,
+                        &account(s),
+                        account((s + 1) % senders).address(),
+                        1,
+                        1,
+                        n,
+                    ))
+                    .expect("json")
+                })
+                .collect();
+            serde_json::Value::Array(txs)
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut last = String::new();
+    for b in &batches {
+        let (status, v) = p.post("/v1/transactions/batch", b).expect("post");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["accepted"], per_sender, "{v}");
+        last = v["results"][per_sender as usize - 1]["hash"]
+            .as_str()
+            .expect("hash")
+            .to_string();
+    }
+    let submitted = start.elapsed();
+    loop {
+        let (_, v) = p.get(&format!("/v1/transactions/{last}"));
+        if v["status"] == "final" {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "not final: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let total = u64::from(senders) * per_sender;
+    let elapsed = start.elapsed();
+    let (_, st) = p.get("/v1/status");
+    println!(
+        "{total} txs: submitted in {submitted:?}, all final in {elapsed:?} ({:.0} tx/s), height {}",
+        total as f64 / elapsed.as_secs_f64(),
+        st["height"]
+    );
+}

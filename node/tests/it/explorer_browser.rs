@@ -39,7 +39,12 @@ fn explorer_pages_work_in_headless_chromium() {
 
     let (alice, bob) = (account(0), account(1));
     let hashes: Vec<String> = (0..3)
-        .map(|nonce| submit(&node, &signed(&chain, &alice, bob.address(), 1_000 + nonce, nonce, MEMO)))
+        .map(|nonce| {
+            submit(
+                &node,
+                &signed(&chain, &alice, bob.address(), 1_000 + nonce, nonce, MEMO),
+            )
+        })
         .collect();
     let last = wait_final(&node, &hashes[2]);
     let tx_height = last["height"].as_u64().expect("height");
@@ -143,7 +148,14 @@ fn explorer_pages_work_in_headless_chromium() {
 // ---------------------------------------------------------------------------------------------
 // The node side.
 
-fn signed(chain: &ChainId, from: &Keypair, to: Address, amount: u64, nonce: u64, memo: &str) -> SignedTransaction {
+fn signed(
+    chain: &ChainId,
+    from: &Keypair,
+    to: Address,
+    amount: u64,
+    nonce: u64,
+    memo: &str,
+) -> SignedTransaction {
     Transaction {
         chain_id: chain.clone(),
         from: from.public(),
@@ -193,7 +205,7 @@ fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -206,8 +218,10 @@ fn grouped(n: u64) -> String {
 
 /// Debian's paths, or `LEDGER_TEST_CHROMIUM` / `LEDGER_TEST_CHROMEDRIVER`. Missing: fail, loudly.
 fn browser_paths() -> (PathBuf, PathBuf) {
-    let chromium = std::env::var_os("LEDGER_TEST_CHROMIUM").map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from);
-    let driver = std::env::var_os("LEDGER_TEST_CHROMEDRIVER").map_or_else(|| PathBuf::from(CHROMEDRIVER), PathBuf::from);
+    let chromium = std::env::var_os("LEDGER_TEST_CHROMIUM")
+        .map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from);
+    let driver = std::env::var_os("LEDGER_TEST_CHROMEDRIVER")
+        .map_or_else(|| PathBuf::from(CHROMEDRIVER), PathBuf::from);
     let missing: Vec<String> = [&chromium, &driver]
         .iter()
         .filter(|p| !p.is_file())
@@ -236,7 +250,10 @@ impl ChromeDriver {
         let port = free_addr().port();
         let child = Command::new(path)
             .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", dir.join("chromedriver.log").display()))
+            .arg(format!(
+                "--log-path={}",
+                dir.join("chromedriver.log").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -255,11 +272,16 @@ impl ChromeDriver {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(mut r) = agent.get(&format!("{}/status", d.url)).call()
-                && r.body_mut().read_json::<Value>().is_ok_and(|v| v["value"]["ready"] == true)
+                && r.body_mut()
+                    .read_json::<Value>()
+                    .is_ok_and(|v| v["value"]["ready"] == true)
             {
                 return d;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -282,7 +304,13 @@ struct Browser {
 
 impl Browser {
     /// `phone`: emulate a device of that CSS size (headless windows cannot be narrower than 500 px).
-    async fn open(driver: &ChromeDriver, chromium: &Path, profile: &Path, phone: Option<(u32, u32)>, shots: &Path) -> Browser {
+    async fn open(
+        driver: &ChromeDriver,
+        chromium: &Path,
+        profile: &Path,
+        phone: Option<(u32, u32)>,
+        shots: &Path,
+    ) -> Browser {
         let mut options = json!({
             "binary": chromium,
             "args": [
@@ -314,7 +342,9 @@ impl Browser {
             .capabilities(caps)
             .connect(&driver.url)
             .await
-            .unwrap_or_else(|e| panic!("cannot start a Chromium session through chromedriver: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start a Chromium session through chromedriver: {e}")
+            });
         Browser {
             client,
             shots: shots.to_path_buf(),
@@ -322,7 +352,10 @@ impl Browser {
     }
 
     async fn goto(&self, url: &str) {
-        self.client.goto(url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
     }
 
     async fn js(&self, script: &str) -> Value {
@@ -346,7 +379,10 @@ impl Browser {
                 last = Some(text);
             }
             if Instant::now() > deadline {
-                self.fail(&format!("waited for {what} in `{css}`; last text: {last:?}")).await;
+                self.fail(&format!(
+                    "waited for {what} in `{css}`; last text: {last:?}"
+                ))
+                .await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -364,7 +400,8 @@ impl Browser {
                 return;
             }
             if Instant::now() > deadline {
-                self.fail(&format!("waited for {what}; last value: {v}")).await;
+                self.fail(&format!("waited for {what}; last value: {v}"))
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -372,8 +409,14 @@ impl Browser {
 
     async fn click(&self, css: &str) {
         self.wait_for(css, "a link to click").await;
-        let el = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find {css}: {e}"));
-        el.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"));
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     async fn search(&self, query: &str) {
@@ -382,14 +425,24 @@ impl Browser {
             .find(Locator::Css("[data-testid=search-input]"))
             .await
             .unwrap_or_else(|e| panic!("the search box: {e}"));
-        input.clear().await.unwrap_or_else(|e| panic!("clear the search box: {e}"));
-        input.send_keys(query).await.unwrap_or_else(|e| panic!("type into the search box: {e}"));
+        input
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear the search box: {e}"));
+        input
+            .send_keys(query)
+            .await
+            .unwrap_or_else(|e| panic!("type into the search box: {e}"));
         self.click("[data-testid=search-button]").await;
     }
 
     /// Saves `explorer-<name>.png` and prints where.
     async fn shot(&self, name: &str) -> PathBuf {
-        let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         let path = self.shots.join(format!("explorer-{name}.png"));
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         println!("explorer screenshot: {}", path.display());
@@ -404,9 +457,18 @@ impl Browser {
     /// Fails with a screenshot and the page's text, so a CI failure can be understood afterwards.
     async fn fail(&self, msg: &str) -> ! {
         let shot = self.shot("failure").await;
-        let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
         let text = self.js("return document.body.innerText").await;
-        panic!("{msg}\npage {url}, screenshot {}\npage text:\n{}", shot.display(), text.as_str().unwrap_or(""));
+        panic!(
+            "{msg}\npage {url}, screenshot {}\npage text:\n{}",
+            shot.display(),
+            text.as_str().unwrap_or("")
+        );
     }
 
     async fn close(self) {

@@ -50,7 +50,13 @@ impl Hosts {
             children: Vec::new(),
         };
         ip(&["link", "add", &hosts.bridge, "type", "bridge"])?;
-        ip(&["addr", "add", &format!("{}.254/24", hosts.subnet), "dev", &hosts.bridge])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}.254/24", hosts.subnet),
+            "dev",
+            &hosts.bridge,
+        ])?;
         ip(&["link", "set", &hosts.bridge, "up"])?;
         for i in 0..NODES {
             let ns = format!("lns{tag}x{i}");
@@ -58,7 +64,9 @@ impl Hosts {
             hosts.names.push(ns.clone());
             let outer = format!("lvo{tag}x{i}");
             let inner = format!("lvi{tag}x{i}");
-            ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner])?;
+            ip(&[
+                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ])?;
             ip(&["link", "set", &inner, "netns", &ns])?;
             ip(&["link", "set", &outer, "master", &hosts.bridge])?;
             ip(&["link", "set", &outer, "up"])?;
@@ -91,7 +99,11 @@ impl Drop for Hosts {
 fn http_get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     let (head, json) = body.split_once("\r\n\r\n")?;
@@ -115,7 +127,9 @@ fn n4_validators_in_separate_network_namespaces_discover_each_other_and_finalize
     let hosts = match Hosts::create() {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("SKIPPED: cannot create network namespaces here ({e}); this test needs root and iproute2");
+            eprintln!(
+                "SKIPPED: cannot create network namespaces here ({e}); this test needs root and iproute2"
+            );
             return;
         }
     };
@@ -143,8 +157,14 @@ fn n4_validators_in_separate_network_namespaces_discover_each_other_and_finalize
             .arg(genesis_path())
             .arg("--node-key")
             .arg(&key)
-            .args(["--api-listen-addr", &format!("{}:{API_PORT}", hosts.addr(i))])
-            .args(["--p2p-listen-addr", &format!("/ip4/{}/tcp/{P2P_PORT}", hosts.addr(i))]);
+            .args([
+                "--api-listen-addr",
+                &format!("{}:{API_PORT}", hosts.addr(i)),
+            ])
+            .args([
+                "--p2p-listen-addr",
+                &format!("/ip4/{}/tcp/{P2P_PORT}", hosts.addr(i)),
+            ]);
         if i > 0 {
             cmd.args(["--bootnodes", &bootnode]);
         }
@@ -166,9 +186,13 @@ fn n4_validators_in_separate_network_namespaces_discover_each_other_and_finalize
     let logs = |dir: &Path| -> String {
         (0..NODES)
             .map(|i| {
-                let text = std::fs::read_to_string(dir.join(format!("node-{i}/node.log"))).unwrap_or_default();
+                let text = std::fs::read_to_string(dir.join(format!("node-{i}/node.log")))
+                    .unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!("--- node {i} ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                format!(
+                    "--- node {i} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")

@@ -83,3 +83,129 @@ async fn a_data_dir_of_another_chain_is_refused() {
         .expect_err("must refuse");
     assert!(err.to_string().contains("belongs to chain"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_that_disagree_with_the_head_block_are_refused_as_corruption() {
+    let n = InProcess::start().await;
+    n.wait_height(2).await;
+    let InProcess { dir, node, genesis } = n;
+    node.shutdown().await.expect("clean shutdown");
+    // Forge a "committed" block whose state root the accounts table does not give.
+    {
+        let store = Store::open(
+            &dir.path().join("data"),
+            &node::config::StoreConfig::default(),
+        )
+        .expect("reopens");
+        let head = store.head_height().expect("head");
+        let prev = store.block(head).expect("reads").expect("head block");
+        let mut block = prev.clone();
+        block.header.height = head.next();
+        block.header.prev_hash = prev.hash();
+        block.header.state_root = ledger_core::Hash::digest(b"not the state");
+        block.txs.clear();
+        block.header.tx_count = 0;
+        let hash = block.hash();
+        let cert = ledger_core::CommitCertificate {
+            height: head.next(),
+            round: ledger_core::Round(0),
+            block_hash: hash,
+            signatures: vec![],
+        };
+        store
+            .commit_block(&node::store::BlockCommit {
+                block: &block,
+                hash,
+                commit: &cert,
+                tx_hashes: &[],
+                accounts: &[],
+            })
+            .expect("writes");
+    }
+    let cfg = crate::common::test_config(
+        dir.path(),
+        dir.path().join("genesis.json"),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    let err = node::node::start(&cfg, genesis, Some(crate::common::validator(0)))
+        .await
+        .expect_err("must refuse a corrupt data dir");
+    assert!(
+        matches!(err, node::node::NodeError::StateRootMismatch { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("corrupt"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_node_applies_synced_blocks_and_ignores_a_bad_certificate() {
+    // A validator produces a few blocks with a transfer in them.
+    let v = InProcess::start().await;
+    let chain = v.chain();
+    let tx = crate::common::transfer(&chain, &account(0), account(1).address(), 77, 1, 0);
+    let (_, r) = v.post_json("/v1/transactions", &tx).await;
+    let fin = v.wait_final(r["hash"].as_str().expect("hash")).await;
+    let target = fin["height"].as_u64().expect("height") + 1;
+    v.wait_height(target).await;
+    let blocks: Vec<ledger_core::CommittedBlock> = (1..=target)
+        .map(|h| {
+            v.node
+                .store
+                .committed_block(ledger_core::Height(h))
+                .expect("reads")
+                .expect("present")
+        })
+        .collect();
+    let root = v
+        .node
+        .store
+        .block(ledger_core::Height(target))
+        .expect("reads")
+        .expect("present")
+        .header
+        .state_root;
+    let genesis = v.genesis.clone();
+    v.stop().await;
+
+    // A full node (no key) on the same genesis, fed by "sync".
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gpath = dir.path().join("genesis.json");
+    std::fs::write(&gpath, genesis.to_json()).expect("write genesis");
+    let cfg = crate::common::test_config(dir.path(), gpath, "127.0.0.1:0".parse().expect("addr"));
+    let mut node = node::node::start(&cfg, genesis.clone(), None)
+        .await
+        .expect("starts");
+    let net = node.net.take().expect("net ends");
+    // First a block whose certificate is for another block: ignored.
+    let mut forged = blocks[0].clone();
+    forged.commit.block_hash = ledger_core::Hash::digest(b"other");
+    net.inbound
+        .send(node::net_types::NetInbound::Blocks(vec![forged]))
+        .await
+        .expect("send");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(node.head.borrow().height.0, 0);
+    // Then the real ones, in two messages, with an overlap.
+    net.inbound
+        .send(node::net_types::NetInbound::Blocks(blocks[..2].to_vec()))
+        .await
+        .expect("send");
+    net.inbound
+        .send(node::net_types::NetInbound::Blocks(blocks.clone()))
+        .await
+        .expect("send");
+    let n = InProcess { dir, node, genesis };
+    n.wait_height(target).await;
+    assert_eq!(n.node.head.borrow().state_root, root);
+    let (_, acc) = n
+        .get(&format!("/v1/accounts/{}", account(1).address()))
+        .await;
+    assert_eq!(
+        acc["balance"],
+        ledger_core::genesis::DEV_ACCOUNT_BALANCE + 77
+    );
+    let (_, st) = n.get("/v1/status").await;
+    assert_eq!(st["validator"], serde_json::Value::Null);
+    drop(net);
+    n.stop().await;
+}

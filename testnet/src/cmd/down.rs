@@ -32,9 +32,9 @@ pub fn stop_all(state: &mut State, grace: Duration) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for (i, r) in stop_nodes(state, &all, grace) {
         match r {
-            Ok(o) => println!("node {i}: {}", describe_stop(&o)),
+            Ok(o) => crate::outln!("node {i}: {}", describe_stop(&o)),
             Err(e) => {
-                println!("node {i}: {e:#}");
+                crate::outln!("node {i}: {e:#}");
                 failed.push(i);
             }
         }

@@ -37,7 +37,7 @@ pub fn run(dir: &Path, args: IsolateArgs, action: Action) -> anyhow::Result<Exit
     let client = NodeClient::new(&node.api_url(), Duration::from_secs(5));
     match client.control(path, &state.control_token) {
         Ok(_) => {
-            println!("node {} {done}", args.index);
+            crate::outln!("node {} {done}", args.index);
             Ok(ExitCode::SUCCESS)
         }
         Err(ClientError::Status {

@@ -65,7 +65,7 @@ pub fn run(dir: &Path, args: JoinArgs) -> anyhow::Result<ExitCode> {
         )
     };
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({
                 "index": index, "api_url": node.api_url(), "p2p": node.p2p_addr(),
@@ -73,8 +73,8 @@ pub fn run(dir: &Path, args: JoinArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        print!("{}", super::node_table(&state, &[index]));
-        println!(
+        crate::out!("{}", super::node_table(&state, &[index]));
+        crate::outln!(
             "node {index} joined as a full node; it syncs from the bootnode ({})",
             state.node(0)?.p2p_addr()
         );

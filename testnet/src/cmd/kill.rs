@@ -34,9 +34,10 @@ pub fn run(dir: &Path, args: KillArgs) -> anyhow::Result<ExitCode> {
     node.pid = None;
     node.start_ticks = None;
     state.save(dir)?;
-    println!(
+    crate::outln!(
         "node {} killed (SIGKILL to pid {pid}); `testnet restart {}` starts it again",
-        args.index, args.index
+        args.index,
+        args.index
     );
     Ok(ExitCode::SUCCESS)
 }

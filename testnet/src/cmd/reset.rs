@@ -18,7 +18,7 @@ pub struct ResetArgs {
 
 pub fn run(dir: &Path, args: ResetArgs) -> anyhow::Result<ExitCode> {
     if !dir.exists() {
-        println!("nothing to reset: {} does not exist", dir.display());
+        crate::outln!("nothing to reset: {} does not exist", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     check_is_testnet_folder(dir)?;
@@ -32,7 +32,7 @@ pub fn run(dir: &Path, args: ResetArgs) -> anyhow::Result<ExitCode> {
         }
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot delete {}", dir.display()))?;
-    println!("deleted {}", dir.display());
+    crate::outln!("deleted {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,7 +26,7 @@ pub fn run(dir: &Path, args: RestartArgs) -> anyhow::Result<ExitCode> {
     let mut state = State::load(dir)?;
     if state.node(args.index)?.is_running() {
         let o = stop_node(&mut state, args.index, STOP_GRACE)?;
-        println!("node {}: {}", args.index, describe_stop(&o));
+        crate::outln!("node {}: {}", args.index, describe_stop(&o));
     }
     // The child is not waited for: it outlives this command (init reaps it).
     let _child = start_node(&mut state, args.index)?;
@@ -38,7 +38,7 @@ pub fn run(dir: &Path, args: RestartArgs) -> anyhow::Result<ExitCode> {
             node,
             Instant::now() + Duration::from_secs(args.timeout_secs),
         )?;
-        println!(
+        crate::outln!(
             "node {} restarted (pid {}) at height {}, {}",
             args.index,
             node.pid.unwrap_or(0),
@@ -46,7 +46,7 @@ pub fn run(dir: &Path, args: RestartArgs) -> anyhow::Result<ExitCode> {
             node.api_url()
         );
     } else {
-        println!(
+        crate::outln!(
             "node {} started (pid {}), {}",
             args.index,
             node.pid.unwrap_or(0),

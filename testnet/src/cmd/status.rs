@@ -77,8 +77,8 @@ pub fn run(dir: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
         let report = gather(&state);
         if !args.json {
             // Clear the screen and go home, like `top`.
-            print!("\x1b[2J\x1b[H");
-            println!(
+            crate::out!("\x1b[2J\x1b[H");
+            crate::outln!(
                 "testnet {} · every {} ms · Ctrl-C to quit\n",
                 dir.display(),
                 args.interval_ms
@@ -197,7 +197,7 @@ pub fn gather(state: &State) -> Report {
 
 fn print(report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(report)?);
+        crate::outln!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -226,7 +226,7 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
+    crate::out!(
         "{}",
         table(
             &[
@@ -256,9 +256,10 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
         }
         _ => "no common final block yet".into(),
     };
-    println!(
+    crate::outln!(
         "\nchain {} · max height {} · {verdict}",
-        report.chain_id, report.max_height
+        report.chain_id,
+        report.max_height
     );
     Ok(())
 }

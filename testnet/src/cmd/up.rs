@@ -78,23 +78,23 @@ pub fn run(dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     drop(lock);
 
     let all: Vec<usize> = state.nodes.iter().map(|n| n.index).collect();
-    println!("{}", super::node_table(&state, &all));
-    println!(
+    crate::outln!("{}", super::node_table(&state, &all));
+    crate::outln!(
         "chain {} · {} validators · first final block {} after start",
         state.chain_id,
         state.validators().count(),
         secs(first_final)
     );
-    println!("time_to_first_final_ms={}", first_final.as_millis());
-    println!("folder {} · logs in node-<i>/node.log", dir.display());
-    println!(
+    crate::outln!("time_to_first_final_ms={}", first_final.as_millis());
+    crate::outln!("folder {} · logs in node-<i>/node.log", dir.display());
+    crate::outln!(
         "try: testnet status --watch · testnet load --rate 500 --duration 10 · testnet kill 3 · testnet down"
     );
     if args.detach {
-        println!("detached: the nodes keep running; `testnet down` stops them");
+        crate::outln!("detached: the nodes keep running; `testnet down` stops them");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("supervising (Ctrl-C stops every node)");
+    crate::outln!("supervising (Ctrl-C stops every node)");
     supervise(dir, state, children, Duration::from_secs(args.stall_secs))
 }
 
@@ -337,7 +337,7 @@ fn supervise(
         match State::load_opt(dir) {
             Ok(Some(s)) => state = s,
             Ok(None) => {
-                println!(
+                crate::outln!(
                     "{} was removed; the supervisor exits",
                     State::path(dir).display()
                 );
@@ -383,13 +383,13 @@ fn supervise(
                     .get(&n.index)
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default();
-                println!(
+                crate::outln!(
                     "node {} died{how}; last log lines:\n{}",
                     n.index,
                     indent(&node::log_tail(n, 5))
                 );
             } else if !s.running && running {
-                println!(
+                crate::outln!(
                     "node {} is running again (pid {})",
                     n.index,
                     n.pid.unwrap_or(0)
@@ -398,7 +398,7 @@ fn supervise(
             s.running = running;
             if height != s.height && height.is_some() {
                 if s.stalled {
-                    println!(
+                    crate::outln!(
                         "node {}: height moving again ({})",
                         n.index,
                         height.unwrap_or(0)
@@ -412,7 +412,7 @@ fn supervise(
                 && s.height_since
                     .is_some_and(|t| now.duration_since(t) >= stall)
             {
-                println!(
+                crate::outln!(
                     "node {}: height stalled at {} for {} (highest node: {max_height})",
                     n.index,
                     s.height.map_or("?".into(), |h| h.to_string()),
@@ -423,11 +423,11 @@ fn supervise(
         }
         let alive = state.nodes.iter().filter(|n| n.is_running()).count();
         if state.stopped && alive == 0 {
-            println!("the testnet was stopped (`testnet down`); the supervisor exits");
+            crate::outln!("the testnet was stopped (`testnet down`); the supervisor exits");
             return Ok(ExitCode::SUCCESS);
         }
         if last_summary.elapsed() >= Duration::from_secs(30) {
-            println!(
+            crate::outln!(
                 "height {max_height} · {alive}/{} nodes running",
                 state.nodes.len()
             );
@@ -446,7 +446,7 @@ fn supervise(
 
 /// Ctrl-C: stop every node (a second Ctrl-C skips the grace period), record it, exit.
 fn shutdown(dir: &Path, children: &mut HashMap<usize, Child>) -> anyhow::Result<ExitCode> {
-    println!("stopping every node (Ctrl-C again to kill them at once)");
+    crate::outln!("stopping every node (Ctrl-C again to kill them at once)");
     let lock = StateLock::acquire(dir)?;
     let mut state = State::load(dir)?;
     let running: Vec<usize> = state
@@ -473,9 +473,9 @@ fn shutdown(dir: &Path, children: &mut HashMap<usize, Child>) -> anyhow::Result<
     let results = stop_nodes(&mut state, &running, Duration::from_millis(1));
     for (i, r) in &results {
         match r {
-            Ok(StopOutcome::Killed) => println!("node {i}: killed"),
-            Ok(_) => println!("node {i}: stopped"),
-            Err(e) => println!("node {i}: {e:#}"),
+            Ok(StopOutcome::Killed) => crate::outln!("node {i}: killed"),
+            Ok(_) => crate::outln!("node {i}: stopped"),
+            Err(e) => crate::outln!("node {i}: {e:#}"),
         }
     }
     for c in children.values_mut() {
@@ -484,7 +484,9 @@ fn shutdown(dir: &Path, children: &mut HashMap<usize, Child>) -> anyhow::Result<
     state.stopped = true;
     state.save(dir)?;
     drop(lock);
-    println!("testnet stopped; `testnet up` resumes it with its data, `testnet reset` deletes it");
+    crate::outln!(
+        "testnet stopped; `testnet up` resumes it with its data, `testnet reset` deletes it"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,12 +26,16 @@ const PAGE_BLOCKS = 50;
 /** How far back the dashboard looks for transactions when the chain has been quiet. */
 const LATEST_TXS_SCAN_BLOCKS = 500;
 const LATEST_ROWS = 10;
+/** Bars in the dashboard's activity chart. */
+const ACTIVITY_BLOCKS = 60;
 /** How far back one "search older blocks" step of the account page goes. */
 const ACCOUNT_SCAN_BLOCKS = 1_000;
 const ACCOUNT_ROWS_MAX = 100;
 /** Transactions of one block rendered at once (more on demand). */
 const BLOCK_TX_PAGE = 200;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** How long a transaction page keeps looking for a hash the node does not know (every ~3 s). */
+const MISSING_TX_RETRY_MS = 30_000;
 const POLL_MS = 1_500;
 const STATUS_REFRESH_MS = 5_000;
 const SSE_RETRY_MAX_MS = 30_000;
@@ -798,6 +802,8 @@ function onSearch(e) {
   const q = input.value.trim();
   if (!q) return;
   input.blur();
+  // The page that opens shows what was found; a stale query in the box would contradict it.
+  input.value = '';
   if (/^\d{1,20}$/.test(q)) location.hash = blockHref(BigInt(q));
   else if (/^ldg1/i.test(q)) location.hash = accountHref(q.toLowerCase());
   else location.hash = `#/search/${encodeURIComponent(q)}`;
@@ -887,7 +893,7 @@ function txRow(t, cache, { perspective, inBlock = false } = {}) {
     h(
       'div',
       { class: 'row-side' },
-      h('span', { class: 'amount', title: `fee ${fmtInt(t.fee)}` }, fmtInt(t.amount)),
+      h('span', { class: `amount ${dir ? `amount-${dir}` : ''}`.trim(), title: `fee ${fmtInt(t.fee)}` }, dir === 'out' ? `−${fmtInt(t.amount)}` : dir === 'in' ? `+${fmtInt(t.amount)}` : fmtInt(t.amount)),
       inBlock ? h('span', { class: 'muted small' }, `fee ${fmtInt(t.fee)}`) : h('span', { class: 'muted small' }, blockLink(t.height), t.ts != null ? [' · ', timeAgo(t.ts)] : null),
     ),
   );
@@ -911,17 +917,19 @@ function renderRows(list, rows, cache) {
 }
 
 function activityChart() {
-  const bars = h('div', { class: 'bars', role: 'img', 'aria-label': 'Transactions per block, last 60 blocks' });
+  const bars = h('div', { class: 'bars', role: 'img', 'aria-label': `Transactions per block, last ${ACTIVITY_BLOCKS} blocks` });
   const scale = h('span', { class: 'muted small' });
   const el = card('Activity', h('div', { class: 'chart' }, bars), { extra: scale, class: 'activity' });
   return {
     el,
     update() {
       const heads = [];
-      for (let hgt = live.headHeight; hgt >= 1 && heads.length < 60; hgt--) heads.push(live.heads.get(hgt) || { height: hgt });
+      for (let hgt = live.headHeight; hgt >= 1 && heads.length < ACTIVITY_BLOCKS; hgt--) heads.push(live.heads.get(hgt) || { height: hgt });
       heads.reverse();
       const max = Math.max(1, ...heads.map((b) => Number(b.tx_count || 0)));
       fill(scale, `txs per block · last ${heads.length} blocks · max ${fmtInt(max)}`);
+      // A young chain fills the chart from the right, so a bar always has the same width.
+      const pad = Array.from({ length: ACTIVITY_BLOCKS - heads.length }, () => h('span', { class: 'bar slot', 'aria-hidden': 'true' }));
       const els = heads.map((b) => {
         const n = b.tx_count;
         const bar = h('a', { class: n == null ? 'bar unknown' : n > 0 ? 'bar' : 'bar zero', href: blockHref(b.height), title: `Block #${b.height}: ${n == null ? 'not loaded' : `${n} tx`}` });
@@ -929,7 +937,7 @@ function activityChart() {
         bar.style.setProperty('--h', n ? String(Math.max(0.04, Number(n) / max)) : '0');
         return bar;
       });
-      bars.replaceChildren(...els);
+      bars.replaceChildren(...pad, ...els);
     },
   };
 }
@@ -1106,8 +1114,8 @@ function pageDashboard(view) {
 
     const txs = live.txs.slice(0, LATEST_ROWS);
     if (txs.length) renderRows(txList, txs.map((tx) => txRow(tx, txCache)), txCache);
-    else txList.replaceChildren(h('li', null, emptyState(scanning ? 'Looking for transactions…' : 'No transactions yet.')));
     const lowest = live.scannedDownTo ?? (live.blocks.size ? Math.min(...live.blocks.keys()) : null);
+    if (!txs.length) txList.replaceChildren(h('li', null, emptyState(scanning ? 'Looking for transactions…' : lowest === 1 ? 'No transactions yet.' : 'No transactions in the latest blocks.')));
     fill(txNote, txs.length < LATEST_ROWS && lowest != null ? `Final transactions in blocks #${fmtInt(lowest)}–#${fmtInt(headH)}.` : '');
 
     activity.update();
@@ -1287,10 +1295,11 @@ async function pageTx(view, hash) {
     if (!view.alive) return;
     if (!r.ok) {
       if (r.status === 404) {
+        if (lastStatus === 'missing') return; // still unknown: the page already says so
         setPage(
           'Transaction not found',
           'notfound',
-          notFound('Transaction not found', ['No transaction with hash ', h('code', { class: 'wrap' }, hash), ' on this node. It was never submitted here, or it was rejected long ago.'], h('p', null, h('button', { type: 'button', class: 'btn', onclick: () => load() }, 'Check again'))),
+          notFound('Transaction not found', ['No transaction with hash ', h('code', { class: 'wrap' }, hash), ' on this node. It was never submitted here, or it was rejected long ago.'], h('p', { class: 'muted small' }, 'The page keeps looking for half a minute, in case it is still on its way from another node.')),
         );
         lastStatus = 'missing';
         return;
@@ -1313,10 +1322,15 @@ async function pageTx(view, hash) {
     lastStatus = t.status;
     if (t.status === 'pending' && t.transaction) explainPending(view, t);
   };
+  const opened = Date.now();
   await load();
   // Pending: follow it live (the `tx` event says when it is final; polling covers a lost stream).
+  // Unknown: it may still arrive by gossip from the node it was sent to; look again for a while.
+  let ticks = 0;
   view.every(1_000, () => {
+    ticks += 1;
     if (lastStatus === 'pending') load();
+    else if (lastStatus === 'missing' && ticks % 3 === 0 && Date.now() - opened < MISSING_TX_RETRY_MS) load();
   });
   view.listen((kind, ev) => {
     if (kind === 'tx' && ev.hash === hash && lastStatus !== 'final') load();
@@ -1421,7 +1435,7 @@ async function pageAccount(view, raw) {
     'Account',
     'account',
     h('div', { class: 'page-head' }, h('h1', null, 'Account'), validatorInfo),
-    card(null, [mono(addr, { full: true, what: 'address', testid: 'account-address' }), h('section', { class: 'stats stats-3' }, balance.el, nonce.el, pending.el)]),
+    card(null, [h('div', { class: 'account-addr' }, mono(addr, { full: true, what: 'address', testid: 'account-address' })), h('section', { class: 'stats stats-3' }, balance.el, nonce.el, pending.el)]),
     card('Recent transactions', [rows, note, more], { testid: 'account-txs-card' }),
   );
   if (toBig(r.data.balance) === 0n && toBig(r.data.nonce) === 0n) {

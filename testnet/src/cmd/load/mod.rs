@@ -56,7 +56,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "all")]
     pub nodes: String,
     /// Load these node API URLs instead of the testnet's (repeat or comma-separate), e.g.
-    /// `--url http://127.0.0.1:8545`.
+    /// `--url http://127.0.0.1:8700`.
     #[arg(long, value_delimiter = ',')]
     pub url: Vec<String>,
     #[arg(long, value_enum, default_value_t = Mode::Transfers)]
@@ -114,17 +114,28 @@ pub fn run(dir: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
 /// `--url` wins; else the testnet's running nodes selected by `--nodes`.
 fn targets(dir: &Path, args: &LoadArgs) -> anyhow::Result<Vec<Target>> {
     if !args.url.is_empty() {
-        return Ok(args
+        // A URL of this testnet's node gets its process (for its memory); any other is just a URL.
+        let state = State::load_opt(dir).ok().flatten();
+        let targets: Vec<Target> = args
             .url
             .iter()
-            .map(|u| u.trim())
+            .map(|u| u.trim().trim_end_matches('/'))
             .filter(|u| !u.is_empty())
-            .map(|u| Target {
-                label: u.to_string(),
-                url: u.trim_end_matches('/').to_string(),
-                pid: None,
+            .map(|u| {
+                let node = state
+                    .as_ref()
+                    .and_then(|s| s.nodes.iter().find(|n| n.api_url() == u));
+                Target {
+                    label: node.map_or_else(|| u.to_string(), |n| format!("node {}", n.index)),
+                    url: u.to_string(),
+                    pid: node.and_then(|n| n.pid.map(|p| (p, n.start_ticks))),
+                }
             })
-            .collect());
+            .collect();
+        if targets.is_empty() {
+            bail!("--url: no URL given");
+        }
+        return Ok(targets);
     }
     let state = State::load(dir).context("pass --url to load a node outside a testnet")?;
     let wanted: Vec<usize> = if args.nodes.trim() == "all" {

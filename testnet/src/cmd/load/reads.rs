@@ -115,32 +115,40 @@ pub fn run(targets: &[Target], args: &LoadArgs) -> anyhow::Result<ExitCode> {
         rss_mb: rss,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::outln!("{}", serde_json::to_string(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::outln!(
         "reads ok     {} ({} blocks, {} accounts) in {:.2} s",
-        report.ok, report.blocks, report.accounts, elapsed
+        report.ok,
+        report.blocks,
+        report.accounts,
+        elapsed
     );
     let failed: u64 = report.errors.values().sum();
-    println!("errors       {failed}");
+    crate::outln!("errors       {failed}");
     for (k, v) in &report.errors {
-        println!("  {k}: {v}");
+        crate::outln!("  {k}: {v}");
     }
     let l = &report.latency;
-    println!(
+    crate::outln!(
         "latency      p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
-        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        l.p50_ms,
+        l.p90_ms,
+        l.p99_ms,
+        l.max_ms
     );
     for (node, mb) in &report.rss_mb {
-        println!("memory       {node}: {mb} MB resident");
+        crate::outln!("memory       {node}: {mb} MB resident");
     }
     if let Some(m) = report.rss_mb_max {
-        println!("rss_mb={m}");
+        crate::outln!("rss_mb={m}");
     }
-    println!(
+    crate::outln!(
         "read_rps={:.0} p50_ms={:.2} p99_ms={:.2}",
-        report.read_rps, l.p50_ms, l.p99_ms
+        report.read_rps,
+        l.p50_ms,
+        l.p99_ms
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -847,50 +847,60 @@ fn summarize(
 
 fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(r)?);
+        crate::outln!("{}", serde_json::to_string(r)?);
         return Ok(());
     }
-    println!("planned      {}", r.planned);
-    println!(
+    crate::outln!("planned      {}", r.planned);
+    crate::outln!(
         "submitted    {} ({:.0} tx/s over {:.2} s)",
-        r.submitted, r.submit_rate, r.submit_window_s
+        r.submitted,
+        r.submit_rate,
+        r.submit_window_s
     );
-    println!("final        {}", r.final_);
-    println!("rejected     {}", r.rejected);
+    crate::outln!("final        {}", r.final_);
+    crate::outln!("rejected     {}", r.rejected);
     for (reason, n) in &r.rejected_reasons {
-        println!("  {reason}: {n}");
+        crate::outln!("  {reason}: {n}");
     }
     if r.not_final > 0 {
-        println!(
+        crate::outln!(
             "not final    {} (accepted, still not final when the drain ended)",
             r.not_final
         );
     }
-    println!(
+    crate::outln!(
         "throughput   {:.1} final tx/s ({} final in {:.2} s from first submit to last final)",
-        r.final_tps, r.final_, r.final_window_s
+        r.final_tps,
+        r.final_,
+        r.final_window_s
     );
     let l = &r.latency;
-    println!(
+    crate::outln!(
         "latency      p50 {:.0} ms · p90 {:.0} ms · p99 {:.0} ms · max {:.0} ms (submit to final, {} samples)",
-        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, l.count
+        l.p50_ms,
+        l.p90_ms,
+        l.p99_ms,
+        l.max_ms,
+        l.count
     );
     if r.tracker_errors > 0 {
-        println!(
+        crate::outln!(
             "tracker      {} failed polls (last: {})",
             r.tracker_errors,
             r.tracker_last_error.as_deref().unwrap_or("-")
         );
     }
     for (node, mb) in &r.rss_mb {
-        println!("memory       {node}: {mb} MB resident");
+        crate::outln!("memory       {node}: {mb} MB resident");
     }
     if let Some(m) = r.rss_mb_max {
-        println!("rss_mb={m}");
+        crate::outln!("rss_mb={m}");
     }
-    println!(
+    crate::outln!(
         "final_tps={:.0} p50_ms={:.0} p99_ms={:.0}",
-        r.final_tps, r.latency.p50_ms, r.latency.p99_ms
+        r.final_tps,
+        r.latency.p50_ms,
+        r.latency.p99_ms
     );
     Ok(())
 }

@@ -1,1 +1,0 @@
-//! Router-level unit tests live in the integration binary (`tests/it`), which starts a real node.
