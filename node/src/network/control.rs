@@ -35,6 +35,9 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(ApiError::new(code, message))).into_response()
 }
 
+// The error is the ready-made refusal response; it is built once per refused request, so its
+// size does not matter.
+#[allow(clippy::result_large_err)]
 fn authorize(c: &Control, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
     if !peer.ip().is_loopback() {
         return Err(refuse(

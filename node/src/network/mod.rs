@@ -574,14 +574,12 @@ impl<M: Send + 'static> EventLoop<M> {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    self.connected.remove(&peer_id);
-                    self.heights.remove(&peer_id);
-                    self.publish_peers();
-                }
+                self.connected.remove(&peer_id);
+                self.heights.remove(&peer_id);
+                self.publish_peers();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
