@@ -1,7 +1,10 @@
 //! Data types of the node's HTTP API (`/v1/...`), shared by the node, the wallet and the testnet so
 //! all three agree on the JSON without the wallet depending on the node crate.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::block::BlockHeader;
 use crate::hash::Hash;
@@ -50,6 +53,79 @@ pub struct AccountResponse {
     pub nonce: Nonce,
     /// The nonce to use for a new transaction, counting the sender's transactions in the mempool.
     pub next_nonce: Nonce,
+}
+
+/// Where to continue an account's transaction list: the position (height, index in the block) of
+/// the last transaction of the previous page. Text form `<height>-<index>`, e.g. `1042-3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxCursor {
+    pub height: Height,
+    pub index: u32,
+}
+
+/// Why a text cursor was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a cursor is `<height>-<index>` (two non-negative integers), as in a page's `next`")]
+pub struct TxCursorError;
+
+impl fmt::Display for TxCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.height.0, self.index)
+    }
+}
+
+impl FromStr for TxCursor {
+    type Err = TxCursorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (height, index) = s.split_once('-').ok_or(TxCursorError)?;
+        // Digits only: `u64::from_str` would also take a leading `+`.
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(height) || !digits(index) {
+            return Err(TxCursorError);
+        }
+        Ok(TxCursor {
+            height: Height(height.parse().map_err(|_| TxCursorError)?),
+            index: index.parse().map_err(|_| TxCursorError)?,
+        })
+    }
+}
+
+impl Serialize for TxCursor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TxCursor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as Deserialize>::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One entry of `GET /v1/accounts/{address}/transactions`: a final transaction that sent from or
+/// paid to the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountTx {
+    pub hash: Hash,
+    pub height: Height,
+    pub index: u32,
+    /// The time of the block that holds it.
+    pub timestamp_ms: TimestampMs,
+    /// The sender's address (derived from the public key).
+    pub from_address: Address,
+    pub transaction: SignedTransaction,
+}
+
+/// `GET /v1/accounts/{address}/transactions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountTxsResponse {
+    pub address: Address,
+    /// Newest first.
+    pub txs: Vec<AccountTx>,
+    /// Present when older transactions exist: pass it as `before` for the next page.
+    pub next: Option<TxCursor>,
 }
 
 /// One transaction inside a block answer.
@@ -146,6 +222,34 @@ mod tests {
         let json = serde_json::to_string(&api).expect("serializes");
         let back: ApiError = serde_json::from_str(&json).expect("parses");
         assert_eq!(back.tx_error(), Some(e));
+    }
+
+    #[test]
+    fn tx_cursor_round_trips_and_refuses_anything_else() {
+        let c = TxCursor {
+            height: Height(1042),
+            index: 3,
+        };
+        assert_eq!(c.to_string(), "1042-3");
+        assert_eq!("1042-3".parse(), Ok(c));
+        assert_eq!(serde_json::to_value(c).expect("serializes"), "1042-3");
+        let back: TxCursor = serde_json::from_value("1042-3".into()).expect("parses");
+        assert_eq!(back, c);
+        for bad in [
+            "",
+            "1042",
+            "1042-",
+            "-3",
+            "+1-3",
+            "1-+3",
+            "a-3",
+            "1-2-3",
+            "1 -3",
+            "18446744073709551616-0",
+            "1-4294967296",
+        ] {
+            assert_eq!(bad.parse::<TxCursor>(), Err(TxCursorError), "{bad:?}");
+        }
     }
 
     #[test]

@@ -665,6 +665,7 @@ pub struct MempoolHandle {
     chain_id: ChainId,
     stats: watch::Receiver<PoolStats>,
     peer_verifications: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -712,15 +713,19 @@ impl MempoolHandle {
         rx.await.map_err(|_| MempoolError::Stopped)
     }
 
-    /// Verifies (off the async workers) and admits `txs`; one result per transaction, in order.
+    /// Verifies (off the async workers; one `ledger_signature_verify_seconds` observation per
+    /// call) and admits `txs`; one result per transaction, in order.
     pub async fn submit(
         &self,
         txs: Vec<SignedTransaction>,
     ) -> Result<Vec<(Hash, Result<Admitted, AdmitError>)>, MempoolError> {
         let chain = self.chain_id.clone();
-        let verified = tokio::task::spawn_blocking(move || verify_batch(txs, &chain))
-            .await
-            .map_err(|_| MempoolError::Stopped)?;
+        let metrics = self.metrics.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            metrics.time_signatures(|| verify_batch(txs, &chain))
+        })
+        .await
+        .map_err(|_| MempoolError::Stopped)?;
         let hashes: Vec<Hash> = verified
             .iter()
             .map(|r| match r {
@@ -753,7 +758,11 @@ impl MempoolHandle {
         let this = self.clone();
         tokio::spawn(async move {
             let chain = this.chain_id.clone();
-            let Ok(verified) = tokio::task::spawn_blocking(move || verify_batch(txs, &chain)).await
+            let metrics = this.metrics.clone();
+            let Ok(verified) = tokio::task::spawn_blocking(move || {
+                metrics.time_signatures(|| verify_batch(txs, &chain))
+            })
+            .await
             else {
                 return;
             };
@@ -861,6 +870,7 @@ pub fn spawn<A: AccountSource>(
     let (tx, mut rx) = mpsc::channel::<Msg>(MEMPOOL_QUEUE_MSGS);
     let (stats_tx, stats) = watch::channel(PoolStats::default());
     let mut pool = Pool::new(cfg);
+    let handle_metrics = metrics.clone();
     let thread = std::thread::Builder::new()
         .name("mempool".into())
         .spawn(move || {
@@ -891,6 +901,7 @@ pub fn spawn<A: AccountSource>(
         chain_id,
         stats,
         peer_verifications: Arc::new(Semaphore::new(PEER_VERIFICATIONS_IN_FLIGHT)),
+        metrics: handle_metrics,
     };
     Ok((handle, MempoolThread(thread)))
 }

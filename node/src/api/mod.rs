@@ -92,6 +92,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/transactions/batch", post(routes::submit_batch))
         .route("/transactions/{hash}", get(routes::get_tx))
         .route("/accounts/{address}", get(routes::get_account))
+        .route(
+            "/accounts/{address}/transactions",
+            get(routes::get_account_txs),
+        )
         .route("/blocks", get(routes::get_blocks))
         .route("/blocks/latest", get(routes::get_latest_block))
         .route("/blocks/hash/{hash}", get(routes::get_block_by_hash))

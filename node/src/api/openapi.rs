@@ -21,14 +21,15 @@ pub struct ErrorBody {
     info(
         title = "ledger-node API",
         description = "A minimal BFT ledger node: submit signed transfers, read blocks, transactions, \
-            accounts, validators, peers, and follow new blocks as Server-Sent Events. Every error is \
-            JSON `{code, message, ...fields}`."
+            accounts and their transaction history, validators, peers, and follow new blocks as \
+            Server-Sent Events. Every error is JSON `{code, message, ...fields}`."
     ),
     paths(
         routes::submit_tx,
         routes::submit_batch,
         routes::get_tx,
         routes::get_account,
+        routes::get_account_txs,
         routes::get_block,
         routes::get_latest_block,
         routes::get_block_by_hash,

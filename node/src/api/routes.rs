@@ -12,7 +12,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use ledger_core::api::{
-    AccountResponse, BlockResponse, BlockTx, StatusResponse, SubmitTxResponse, TxResponse, TxStatus,
+    AccountResponse, AccountTx, AccountTxsResponse, BlockResponse, BlockTx, StatusResponse,
+    SubmitTxResponse, TxCursor, TxResponse, TxStatus,
 };
 use ledger_core::{
     Address, Block, CommitCertificate, Hash, Height, SignedTransaction, ValidatorSet,
@@ -25,6 +26,7 @@ use super::ApiContext;
 use super::error::{ApiFailure, parse_json};
 use crate::mempool::{AdmitError, Admitted, PoolStatus};
 use crate::network::PeerInfo;
+use crate::store::{MAX_ACCOUNT_TXS, TxLocation};
 
 // ---------------------------------------------------------------------------------------------
 // Parsing path parameters.
@@ -58,6 +60,16 @@ fn parse_height(s: &str) -> Result<Height, ApiFailure> {
                 "`{}` is not a block height (a non-negative integer)",
                 clip(s)
             ),
+        )
+    })
+}
+
+fn parse_cursor(s: &str) -> Result<TxCursor, ApiFailure> {
+    s.parse::<TxCursor>().map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+            format!("`{}` is not a cursor: {e}", clip(s)),
         )
     })
 }
@@ -319,6 +331,84 @@ pub async fn get_account(
         balance: account.balance,
         nonce: account.nonce,
         next_nonce,
+    }))
+}
+
+/// `GET /v1/accounts/{address}/transactions?limit=&before=` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountTxsQuery {
+    pub limit: Option<u64>,
+    pub before: Option<String>,
+}
+
+/// Transactions per page when the query gives no `limit`.
+const DEFAULT_ACCOUNT_TXS_LIMIT: usize = 25;
+
+#[utoipa::path(get, path = "/v1/accounts/{address}/transactions", tag = "accounts",
+    params(
+        ("address" = String, Path, description = "Checksummed address (ldg1...)"),
+        ("limit" = Option<u64>, Query, description = "Transactions per page, 1 to 100 (default 25)"),
+        ("before" = Option<String>, Query, description = "Cursor `<height>-<index>`: the `next` of the previous page; lists the transactions before it"),
+    ),
+    responses(
+        (status = 200, description = "AccountTxsResponse: `{address, txs: [{hash, height, index, timestamp_ms, from_address, transaction}], next}`; final transactions sent or received by the address, newest first (a transfer to oneself once); `next` is the cursor of the following page, null on the last"),
+        (status = 400, description = "invalid_address / invalid_limit / invalid_cursor / invalid_query", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_account_txs(
+    State(ctx): State<ApiContext>,
+    Path(address): Path<String>,
+    query: Result<Query<AccountTxsQuery>, QueryRejection>,
+) -> Result<Json<AccountTxsResponse>, ApiFailure> {
+    let address = parse_address(&address)?;
+    let Query(q) = query?;
+    let limit = match q.limit {
+        None => DEFAULT_ACCOUNT_TXS_LIMIT,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_ACCOUNT_TXS).contains(n))
+            .ok_or_else(|| {
+                ApiFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_limit",
+                    format!("limit must be between 1 and {MAX_ACCOUNT_TXS}, got {n}"),
+                )
+                .with_field("min", 1)
+                .with_field("max", MAX_ACCOUNT_TXS)
+                .with_field("got", n)
+            })?,
+    };
+    let before = q
+        .before
+        .as_deref()
+        .map(parse_cursor)
+        .transpose()?
+        .map(|c| TxLocation {
+            height: c.height,
+            index: c.index,
+        });
+    let page = ctx
+        .read(move |s| s.account_transactions(&address, before, limit))
+        .await?;
+    let txs = page
+        .txs
+        .into_iter()
+        .map(|t| AccountTx {
+            hash: t.hash,
+            height: t.location.height,
+            index: t.location.index,
+            timestamp_ms: t.timestamp_ms,
+            from_address: t.tx.tx.sender(),
+            transaction: t.tx,
+        })
+        .collect();
+    Ok(Json(AccountTxsResponse {
+        address,
+        txs,
+        next: page.next.map(|l| TxCursor {
+            height: l.height,
+            index: l.index,
+        }),
     }))
 }
 

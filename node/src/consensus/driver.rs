@@ -322,6 +322,8 @@ impl Driver {
                     return Ok(None);
                 }
                 let sealed = block.seal();
+                // Decided in round r means r + 1 rounds: 1 is the happy path.
+                let rounds = f64::from(certificate.round.0) + 1.0;
                 let executed = match self.executed.remove(&sealed.hash()) {
                     Some(e) => e,
                     None => {
@@ -332,6 +334,7 @@ impl Driver {
                     }
                 };
                 self.apply_commit(sealed, certificate, executed).await?;
+                self.metrics.consensus_rounds_per_height.observe(rounds);
                 let validators = self.genesis.validators().clone();
                 Ok(Some(Input::StartHeight {
                     height: self.head.parent.next_height(),
@@ -534,6 +537,14 @@ impl Driver {
         let t0 = Instant::now();
         let hash = sealed.hash();
         let height = sealed.header().height;
+        // The previous block's time; genesis time is not a block's, so block 1 has no interval.
+        let interval_ms = (self.head.parent.height.0 > 0).then(|| {
+            sealed
+                .header()
+                .timestamp_ms
+                .0
+                .saturating_sub(self.head.parent.timestamp_ms.0)
+        });
         let tx_hashes: Vec<Hash> = executed.receipts().iter().map(|r| r.hash).collect();
         let accounts = executed.changes().to_vec();
         let store = self.store.clone();
@@ -568,6 +579,11 @@ impl Driver {
         self.metrics.blocks_committed.inc();
         self.metrics.txs_finalized.inc_by(tx_hashes.len() as u64);
         self.metrics.block_txs.observe(tx_hashes.len() as f64);
+        if let Some(ms) = interval_ms {
+            self.metrics
+                .block_interval_seconds
+                .observe(Duration::from_millis(ms).as_secs_f64());
+        }
         self.metrics
             .height
             .set(i64::try_from(height.0).unwrap_or(i64::MAX));
@@ -643,12 +659,15 @@ impl Driver {
                 break;
             }
             let sealed = cb.block.seal();
-            if let Err(e) = cb.commit.verify(
-                self.genesis.chain_id(),
-                self.genesis.validators(),
-                height,
-                &sealed.hash(),
-            ) {
+            let verified = self.metrics.time_signatures(|| {
+                cb.commit.verify(
+                    self.genesis.chain_id(),
+                    self.genesis.validators(),
+                    height,
+                    &sealed.hash(),
+                )
+            });
+            if let Err(e) = verified {
                 tracing::warn!(%height, error = %e, "synced block has an invalid certificate; ignored");
                 break;
             }

@@ -16,6 +16,10 @@
 //! The validator runs on blocking threads with a bounded number in flight: when validation falls
 //! behind, new messages are ignored (not relayed, not penalised), which is gossip's normal
 //! back-pressure.
+//!
+//! Metrics: `ledger_peers` follows the connected peer set; gossip messages received (before
+//! validation), published, and rejected by validation are counted per topic
+//! ([`Topic::label`]), rejections also per reason.
 
 mod behaviour;
 pub mod control;
@@ -39,6 +43,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use behaviour::{Behaviour, BehaviourEvent};
 use ledger_core::Hash;
+
+use crate::metrics::Metrics;
 
 /// Largest gossip message, in bytes (a batch of transactions or a proposal with its block).
 pub const MAX_GOSSIP_BYTES: usize = 10 * 1024 * 1024;
@@ -69,6 +75,14 @@ pub enum Topic {
 impl Topic {
     const ALL: [Topic; 2] = [Topic::Transactions, Topic::Consensus];
 
+    /// The short kind used as the `topic` label of the gossip metrics and in logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Topic::Transactions => "txs",
+            Topic::Consensus => "consensus",
+        }
+    }
+
     fn ident(self, genesis_hash: &Hash) -> IdentTopic {
         let chain = &genesis_hash.to_hex()[..16];
         match self {
@@ -85,7 +99,9 @@ pub enum Verdict<M> {
     Accept(M),
     /// Not useful (e.g. stale) but not malicious: do not relay, do not penalise.
     Ignore,
-    /// Invalid: do not relay, penalise the sender.
+    /// Invalid: do not relay, penalise the sender. The reason is a short snake_case code
+    /// (`undecodable`, `bad_signature`, ...): it labels `ledger_gossip_messages_rejected_total`,
+    /// so it comes from a small fixed set.
     Reject(&'static str),
 }
 
@@ -301,12 +317,25 @@ impl NetworkHandle {
     }
 }
 
-/// Starts the network task. Returns the handle and the stream of validated messages.
+/// Starts the network task with metrics of its own (a peer outside a node: tools, tests).
+/// Returns the handle and the stream of validated messages.
 pub fn spawn<M: Send + 'static>(
     keypair: libp2p::identity::Keypair,
     config: NetworkConfig,
     validator: Validator<M>,
     blocks: Arc<dyn BlockSource>,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent<M>>), NetworkError> {
+    spawn_with_metrics(keypair, config, validator, blocks, Arc::new(Metrics::new()))
+}
+
+/// Starts the network task, reporting into the node's `metrics` (peers, gossip counts).
+/// Returns the handle and the stream of validated messages.
+pub fn spawn_with_metrics<M: Send + 'static>(
+    keypair: libp2p::identity::Keypair,
+    config: NetworkConfig,
+    validator: Validator<M>,
+    blocks: Arc<dyn BlockSource>,
+    metrics: Arc<Metrics>,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent<M>>), NetworkError> {
     let mut swarm = behaviour::build_swarm(keypair, &config)?;
     let mut topics = HashMap::new();
@@ -335,6 +364,11 @@ pub fn spawn<M: Send + 'static>(
             swarm.behaviour_mut().kad.add_address(&peer, addr);
         }
     }
+    // Zero counters from the start, so `rate()` has a series before the first message.
+    for t in Topic::ALL {
+        let _ = metrics.gossip_received.get_or_create(&topic_label(t));
+        let _ = metrics.gossip_sent.get_or_create(&topic_label(t));
+    }
     let local_peer_id = *swarm.local_peer_id();
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE_LEN);
@@ -358,6 +392,7 @@ pub fn spawn<M: Send + 'static>(
         blocked: HashSet::new(),
         isolated: false,
         book,
+        metrics,
     };
     tokio::spawn(event_loop.run());
     Ok((
@@ -368,6 +403,11 @@ pub fn spawn<M: Send + 'static>(
         },
         event_rx,
     ))
+}
+
+/// The label set of a per-topic gossip counter.
+fn topic_label(topic: Topic) -> Vec<(String, String)> {
+    vec![("topic".to_string(), topic.label().to_string())]
 }
 
 /// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address without it.
@@ -402,6 +442,7 @@ struct EventLoop<M> {
     isolated: bool,
     /// Listen addresses (with peer id) of peers met, newest last; persisted to `peer_book`.
     book: Vec<Multiaddr>,
+    metrics: Arc<Metrics>,
 }
 
 impl<M: Send + 'static> EventLoop<M> {
@@ -466,6 +507,9 @@ impl<M: Send + 'static> EventLoop<M> {
             })
             .collect();
         peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        self.metrics
+            .peers
+            .set(i64::try_from(peers.len()).unwrap_or(i64::MAX));
         self.peers_tx.send_replace(peers);
     }
 
@@ -474,8 +518,9 @@ impl<M: Send + 'static> EventLoop<M> {
             Command::Publish { topic, data } => {
                 let ident = topic.ident(&self.config.genesis_hash);
                 // Duplicate, no peers yet, queues full: normal conditions for gossip.
-                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(ident, data) {
-                    tracing::debug!(?topic, %e, "gossip publish not sent");
+                match self.swarm.behaviour_mut().gossipsub.publish(ident, data) {
+                    Ok(_) => self.metrics.gossip_sent(topic.label()),
+                    Err(e) => tracing::debug!(?topic, %e, "gossip publish not sent"),
                 }
             }
             Command::RequestBlocks {
@@ -628,6 +673,9 @@ impl<M: Send + 'static> EventLoop<M> {
 
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         let Some(topic) = self.topics.get(&message.topic).copied() else {
+            // Gossipsub only delivers subscribed topics; a stray one is invalid all the same.
+            self.metrics.gossip_received("unknown");
+            self.metrics.gossip_rejected("unknown", "unknown_topic");
             let _ = self
                 .swarm
                 .behaviour_mut()
@@ -635,6 +683,7 @@ impl<M: Send + 'static> EventLoop<M> {
                 .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
             return;
         };
+        self.metrics.gossip_received(topic.label());
         let Ok(permit) = self.validations.clone().try_acquire_owned() else {
             // Validation is saturated: let the message go without relaying or blame.
             let _ = self
@@ -647,6 +696,7 @@ impl<M: Send + 'static> EventLoop<M> {
         let validator = self.validator.clone();
         let events = self.events.clone();
         let commands = self.self_commands.clone();
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let acceptance = match validator(topic, &message.data) {
@@ -661,6 +711,7 @@ impl<M: Send + 'static> EventLoop<M> {
                 Verdict::Ignore => MessageAcceptance::Ignore,
                 Verdict::Reject(reason) => {
                     tracing::debug!(%source, ?topic, reason, "rejected gossip message");
+                    metrics.gossip_rejected(topic.label(), reason);
                     MessageAcceptance::Reject
                 }
             };
@@ -786,6 +837,14 @@ mod tests {
         bootnodes: Vec<Multiaddr>,
         head: u64,
     ) -> (NetworkHandle, mpsc::Receiver<NetEvent<Vec<u8>>>) {
+        start_observed(bootnodes, head, Arc::new(Metrics::new()))
+    }
+
+    fn start_observed(
+        bootnodes: Vec<Multiaddr>,
+        head: u64,
+        metrics: Arc<Metrics>,
+    ) -> (NetworkHandle, mpsc::Receiver<NetEvent<Vec<u8>>>) {
         let config = NetworkConfig {
             listen_addr: "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
             bootnodes,
@@ -793,11 +852,12 @@ mod tests {
             genesis_hash: Hash::digest(b"test chain"),
             peer_book: None,
         };
-        spawn(
+        spawn_with_metrics(
             libp2p::identity::Keypair::generate_ed25519(),
             config,
             validator(),
             Arc::new(FakeChain { head }),
+            metrics,
         )
         .expect("network starts")
     }
@@ -810,6 +870,21 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("node never listened");
+    }
+
+    /// The current value of one member of a labelled counter.
+    fn counted(
+        family: &prometheus_client::metrics::family::Family<
+            Vec<(String, String)>,
+            prometheus_client::metrics::counter::Counter,
+        >,
+        labels: &[(&str, &str)],
+    ) -> u64 {
+        let labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        family.get_or_create(&labels).get()
     }
 
     async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
@@ -865,12 +940,23 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_nodes_gossip_and_serve_block_ranges_over_loopback() {
-        let (a, _a_rx) = start(vec![], 10);
+        let a_metrics = Arc::new(Metrics::new());
+        let b_metrics = Arc::new(Metrics::new());
+        let (a, _a_rx) = start_observed(vec![], 10, a_metrics.clone());
         let a_addr = address_of(&a).await;
-        let (b, mut b_rx) = start(vec![a_addr], 0);
+        let (b, mut b_rx) = start_observed(vec![a_addr], 0, b_metrics.clone());
         let peers = b.peers();
         wait_for("b to connect to a", 10, || !peers.borrow().is_empty()).await;
+        assert_eq!(b_metrics.peers.get(), 1);
         publish_until_received(&a, &mut b_rx, b"hello".to_vec()).await;
+        let topic = [("topic", "consensus")];
+        assert!(counted(&a_metrics.gossip_sent, &topic) >= 1);
+        assert!(counted(&b_metrics.gossip_received, &topic) >= 1);
+        // Present at zero before any message of the topic.
+        assert_eq!(
+            b_metrics.sample("ledger_gossip_messages_received_total{topic=\"txs\"}"),
+            Some(0.0)
+        );
 
         let blocks = b
             .request_blocks(a.local_peer_id(), 3, 5)
@@ -909,7 +995,9 @@ mod tests {
     async fn a_peer_sending_garbage_is_blocked_while_honest_gossip_flows() {
         let (honest, _h_rx) = start(vec![], 0);
         let honest_addr = address_of(&honest).await;
-        let (victim, mut victim_rx) = start(vec![honest_addr.clone()], 0);
+        let victim_metrics = Arc::new(Metrics::new());
+        let (victim, mut victim_rx) =
+            start_observed(vec![honest_addr.clone()], 0, victim_metrics.clone());
         let victim_addr = address_of(&victim).await;
         let (bad, _bad_rx) = start(vec![victim_addr], 0);
         let victim_peers = victim.peers();
@@ -931,6 +1019,15 @@ mod tests {
             !victim_peers.borrow().iter().any(|p| p.peer_id == bad_id)
         })
         .await;
+        let rejected = counted(
+            &victim_metrics.gossip_rejected,
+            &[("topic", "consensus"), ("reason", "garbage")],
+        );
+        assert!(rejected >= 1, "rejections counted: {rejected}");
+        assert_eq!(
+            victim_metrics.peers.get(),
+            i64::try_from(victim_peers.borrow().len()).expect("small")
+        );
         // No garbage was ever delivered to the application.
         while let Ok(ev) = victim_rx.try_recv() {
             if let NetEvent::Message { message, .. } = ev {

@@ -13,6 +13,7 @@ use ledger_core::{ChainId, SignedTransaction, ValidatorSet};
 use super::sync::{self, SyncEvent};
 use super::wire::{self, ConsensusGossip, MAX_TXS_PER_GOSSIP};
 use super::{BlockSource, NetEvent, NetworkConfig, NetworkError, NetworkHandle, Topic};
+use crate::metrics::Metrics;
 use crate::net_types::{NetInbound, NetOutbound};
 
 /// Transactions wait at most this long to be gossiped together.
@@ -21,6 +22,7 @@ const TX_BATCH_WINDOW: Duration = Duration::from_millis(10);
 const SYNC_EVENT_QUEUE_LEN: usize = 256;
 
 /// Starts the network and connects it to the driver's channel ends.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     keypair: libp2p::identity::Keypair,
     config: NetworkConfig,
@@ -29,12 +31,14 @@ pub fn start(
     store: Arc<dyn BlockSource>,
     outbound: mpsc::Receiver<NetOutbound>,
     inbound: mpsc::Sender<NetInbound>,
+    metrics: Arc<Metrics>,
 ) -> Result<NetworkHandle, NetworkError> {
-    let (handle, events) = super::spawn(
+    let (handle, events) = super::spawn_with_metrics(
         keypair,
         config,
-        wire::validator(chain_id, validators),
+        wire::validator(chain_id, validators, metrics.clone()),
         store.clone(),
+        metrics,
     )?;
     let (sync_tx, sync_rx) = mpsc::channel(SYNC_EVENT_QUEUE_LEN);
     tokio::spawn(route(events, inbound.clone(), sync_tx));
@@ -182,6 +186,7 @@ pub fn attach(
         node.store.clone(),
         ends.outbound,
         ends.inbound,
+        node.metrics.clone(),
     )?;
     let mut peers = handle.peers();
     let publish = ends.peers;

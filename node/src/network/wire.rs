@@ -7,6 +7,10 @@
 //! - Consensus topic: a borsh [`ConsensusGossip`]: a proposal, a vote, or equivocation evidence,
 //!   signed by a validator of the (fixed, genesis) validator set. Proposer schedule, rounds and
 //!   block validity are the consensus machine's business; here only decoding and signatures.
+//!
+//! Every signature check here is timed into `ledger_signature_verify_seconds` (a batch is one
+//! observation). Rejections carry a short reason code, the label of
+//! `ledger_gossip_messages_rejected_total`.
 
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use ledger_core::consensus::{ConsensusMessage, Evidence};
 use ledger_core::{ChainId, SignedTransaction, ValidatorSet, codec};
 
 use super::{MAX_GOSSIP_BYTES, Topic, Validator, Verdict};
+use crate::metrics::Metrics;
 use crate::net_types::NetInbound;
 
 /// Most transactions in one gossip message.
@@ -38,55 +43,62 @@ pub fn encode_consensus(message: &ConsensusGossip) -> Vec<u8> {
 }
 
 /// The gossip validator of a node on `chain_id` with validator set `validators`.
-pub fn validator(chain_id: ChainId, validators: Arc<ValidatorSet>) -> Validator<NetInbound> {
+pub fn validator(
+    chain_id: ChainId,
+    validators: Arc<ValidatorSet>,
+    metrics: Arc<Metrics>,
+) -> Validator<NetInbound> {
     Arc::new(move |topic, data| match topic {
-        Topic::Transactions => validate_txs(&chain_id, data),
-        Topic::Consensus => validate_consensus(&chain_id, &validators, data),
+        Topic::Transactions => validate_txs(&chain_id, &metrics, data),
+        Topic::Consensus => validate_consensus(&chain_id, &validators, &metrics, data),
     })
 }
 
-fn validate_txs(chain_id: &ChainId, data: &[u8]) -> Verdict<NetInbound> {
+fn validate_txs(chain_id: &ChainId, metrics: &Metrics, data: &[u8]) -> Verdict<NetInbound> {
     let Ok(txs) = codec::decode_bounded::<Vec<SignedTransaction>>(data, MAX_GOSSIP_BYTES) else {
-        return Verdict::Reject("undecodable transaction batch");
+        return Verdict::Reject("undecodable");
     };
     if txs.is_empty() || txs.len() > MAX_TXS_PER_GOSSIP {
-        return Verdict::Reject("transaction batch size out of bounds");
+        return Verdict::Reject("batch_size");
     }
     // Verified here, once: the mempool admits them without checking the signatures again.
-    let verified: Result<Vec<_>, _> = txs.into_par_iter().map(|tx| tx.verify(chain_id)).collect();
+    let verified: Result<Vec<_>, _> =
+        metrics.time_signatures(|| txs.into_par_iter().map(|tx| tx.verify(chain_id)).collect());
     match verified {
         Ok(v) => Verdict::Accept(NetInbound::VerifiedTransactions(v)),
-        Err(_) => Verdict::Reject("invalid transaction in batch"),
+        Err(_) => Verdict::Reject("invalid_tx"),
     }
 }
 
 fn validate_consensus(
     chain_id: &ChainId,
     validators: &ValidatorSet,
+    metrics: &Metrics,
     data: &[u8],
 ) -> Verdict<NetInbound> {
     let Ok(message) = codec::decode_bounded::<ConsensusGossip>(data, MAX_GOSSIP_BYTES) else {
-        return Verdict::Reject("undecodable consensus message");
+        return Verdict::Reject("undecodable");
     };
     match message {
         ConsensusGossip::Message(m) => {
-            let ok = match &m {
+            let ok = metrics.time_signatures(|| match &m {
                 ConsensusMessage::Proposal(p) => p.verify(chain_id, validators).is_ok(),
                 ConsensusMessage::Vote(v) => v.verify(chain_id, validators).is_ok(),
-            };
+            });
             if ok {
                 Verdict::Accept(NetInbound::Consensus(m))
             } else {
-                Verdict::Reject("consensus message with a bad signature or unknown signer")
+                // A bad signature or a signer outside the validator set.
+                Verdict::Reject("bad_signature")
             }
         }
         ConsensusGossip::Evidence(e) => {
-            if e.verify(chain_id, validators).is_ok() {
+            if metrics.time_signatures(|| e.verify(chain_id, validators).is_ok()) {
                 tracing::warn!(?e, "equivocation evidence received");
                 // Relayed so every node learns of it; the driver has nothing to do with it.
                 Verdict::Ignore
             } else {
-                Verdict::Reject("invalid evidence")
+                Verdict::Reject("invalid_evidence")
             }
         }
     }
@@ -125,7 +137,8 @@ mod tests {
     #[test]
     fn a_valid_batch_is_accepted_and_one_bad_signature_rejects_it() {
         let (chain, set) = setup();
-        let v = validator(chain.clone(), set);
+        let metrics = Arc::new(Metrics::new());
+        let v = validator(chain.clone(), set, metrics.clone());
         let mut txs: Vec<SignedTransaction> = (0..10).map(|n| tx(&chain, n)).collect();
         assert!(
             matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Accept(NetInbound::VerifiedTransactions(t)) if t.len() == 10)
@@ -133,21 +146,32 @@ mod tests {
         txs[7].signature.0[3] ^= 1;
         assert!(matches!(
             v(Topic::Transactions, &encode_txs(&txs)),
-            Verdict::Reject(_)
+            Verdict::Reject("invalid_tx")
         ));
+        // One observation per batch.
+        assert_eq!(
+            metrics.sample("ledger_signature_verify_seconds_count"),
+            Some(2.0)
+        );
     }
 
     #[test]
     fn garbage_and_empty_batches_are_rejected_on_both_topics() {
         let (chain, set) = setup();
-        let v = validator(chain, set);
+        let v = validator(chain, set, Arc::new(Metrics::new()));
         for data in [vec![], vec![0xFF; 40], vec![1, 2, 3]] {
-            assert!(matches!(v(Topic::Transactions, &data), Verdict::Reject(_)));
-            assert!(matches!(v(Topic::Consensus, &data), Verdict::Reject(_)));
+            assert!(matches!(
+                v(Topic::Transactions, &data),
+                Verdict::Reject("undecodable")
+            ));
+            assert!(matches!(
+                v(Topic::Consensus, &data),
+                Verdict::Reject("undecodable")
+            ));
         }
         assert!(matches!(
             v(Topic::Transactions, &encode_txs(&[])),
-            Verdict::Reject(_)
+            Verdict::Reject("batch_size")
         ));
     }
 }

@@ -1,16 +1,23 @@
 //! The RocksDB store: one column family per table, one synced `WriteBatch` per committed block.
 //!
-//! | table (column family) | key                         | value                              |
-//! |-----------------------|-----------------------------|------------------------------------|
-//! | `blocks`              | height (u64 big-endian)     | `Block` (canonical encoding)       |
-//! | `block_hashes`        | block hash                  | height (u64 big-endian)            |
-//! | `txs`                 | transaction hash            | [`TxLocation`]                     |
-//! | `accounts`            | address (20 bytes)          | `Account` (the state at the head)  |
-//! | `certs`               | height (u64 big-endian)     | `CommitCertificate` for that block |
-//! | `consensus_wal`       | height BE ‖ sequence BE     | the driver's WAL entry             |
-//! | `meta`                | name                        | schema version, genesis hash, head |
+//! | table (column family) | key                            | value                              |
+//! |-----------------------|--------------------------------|------------------------------------|
+//! | `blocks`              | height (u64 big-endian)        | `Block` (canonical encoding)       |
+//! | `block_hashes`        | block hash                     | height (u64 big-endian)            |
+//! | `txs`                 | transaction hash               | [`TxLocation`]                     |
+//! | `accounts`            | address (20 bytes)             | `Account` (the state at the head)  |
+//! | `certs`               | height (u64 big-endian)        | `CommitCertificate` for that block |
+//! | `consensus_wal`       | height BE ‖ sequence BE        | the driver's WAL entry             |
+//! | `meta`                | name                           | schema version, genesis hash, head |
+//! | `account_txs`         | address ‖ height BE ‖ index BE | transaction hash                   |
 //!
 //! Big-endian heights make RocksDB's byte order the numeric order, so ranges are plain iterations.
+//!
+//! **Account index.** `account_txs` has one entry per transaction for its sender and one for its
+//! recipient (one in all for a transfer to oneself), written in the block's batch; reverse
+//! iteration over an address's keys lists its transactions newest first ([`Store::account_txs`]).
+//! `meta.account_txs_height` records how far the index is complete: a data dir written before the
+//! index existed is indexed from its stored blocks when it is opened ([`Store::open`]).
 //!
 //! **Crash safety.** [`Store::commit_block`] writes the block, its indexes, its certificate, the
 //! changed accounts and the new head in ONE `WriteBatch` with `sync = true`: after `kill -9` at any
@@ -31,10 +38,12 @@ use std::path::{Path, PathBuf};
 use borsh::{BorshDeserialize, BorshSerialize};
 use ledger_core::codec;
 use ledger_core::state::Account;
-use ledger_core::{Address, Block, CommitCertificate, CommittedBlock, Hash, Height};
+use ledger_core::{
+    Address, Block, CommitCertificate, CommittedBlock, Hash, Height, SignedTransaction, TimestampMs,
+};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
-    IteratorMode, Options, WriteBatch, WriteOptions,
+    IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 pub use tables::Table;
@@ -49,6 +58,37 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct TxLocation {
     pub height: Height,
     pub index: u32,
+}
+
+/// Most entries one [`Store::account_txs`] or [`Store::account_transactions`] call returns.
+pub const MAX_ACCOUNT_TXS: usize = 100;
+
+/// Index operations per batch when an older data dir's account index is filled in at open.
+const ACCOUNT_INDEX_BACKFILL_BATCH_OPS: usize = 100_000;
+
+/// One entry of the account index: a final transaction that moved the account's funds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountTxRef {
+    pub location: TxLocation,
+    pub hash: Hash,
+}
+
+/// A final transaction of an account, with its content and its block's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountTx {
+    pub location: TxLocation,
+    pub hash: Hash,
+    pub tx: SignedTransaction,
+    pub timestamp_ms: TimestampMs,
+}
+
+/// One page of an account's transactions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountTxPage<T> {
+    pub txs: Vec<T>,
+    /// Set when older entries exist: the location of the last entry here, to pass as `before`
+    /// for the next page.
+    pub next: Option<TxLocation>,
 }
 
 /// Why a store operation failed.
@@ -191,7 +231,70 @@ impl Store {
                 }
             }
         }
+        store.backfill_account_txs()?;
         Ok(store)
+    }
+
+    /// Fills in `account_txs` for blocks committed before the index existed (a data dir of an
+    /// older node), resuming where an interrupted run stopped. Each synced batch carries the new
+    /// progress marker, so a crash leaves a consistent index that the next open completes.
+    fn backfill_account_txs(&self) -> Result<(), StoreError> {
+        let Some(head) = self.get_meta(tables::META_HEAD)? else {
+            // Not initialised yet: `init_genesis` starts the index at height 0.
+            return Ok(());
+        };
+        let head = decode_height(Table::Meta, tables::META_HEAD, &head)?;
+        let done = match self.get_meta(tables::META_ACCOUNT_TXS_HEIGHT)? {
+            None => Height(0),
+            Some(b) => decode_height(Table::Meta, tables::META_ACCOUNT_TXS_HEIGHT, &b)?,
+        };
+        if done >= head {
+            return Ok(());
+        }
+        tracing::info!(from = done.0 + 1, to = %head, "building the account transaction index");
+        let mut batch = WriteBatch::default();
+        for h in done.0 + 1..=head.0 {
+            let height = Height(h);
+            let block = self.block(height)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    Table::Blocks,
+                    &height_key(height),
+                    format!("block {height} below the head {head} is missing"),
+                )
+            })?;
+            let hashes: Vec<Hash> = block.txs.iter().map(SignedTransaction::hash).collect();
+            self.index_account_txs(&mut batch, &block, &hashes);
+            if batch.len() >= ACCOUNT_INDEX_BACKFILL_BATCH_OPS || h == head.0 {
+                batch.put_cf(
+                    self.cf(Table::Meta),
+                    tables::META_ACCOUNT_TXS_HEIGHT,
+                    height_key(height),
+                );
+                self.db.write_opt(std::mem::take(&mut batch), &synced())?;
+            }
+        }
+        tracing::info!(height = %head, "account transaction index complete");
+        Ok(())
+    }
+
+    /// Adds the `account_txs` entries of `block` to `batch`: one for the sender and one for the
+    /// recipient of each transaction, one in all when they are the same account.
+    fn index_account_txs(&self, batch: &mut WriteBatch, block: &Block, tx_hashes: &[Hash]) {
+        let cf = self.cf(Table::AccountTxs);
+        let height = block.header.height;
+        for (i, (stx, hash)) in block.txs.iter().zip(tx_hashes).enumerate() {
+            // Fits: a block holds at most max_block_txs (a u32) transactions.
+            let index = i as u32;
+            let from = stx.tx.sender();
+            batch.put_cf(cf, tables::account_tx_key(&from, height, index), hash.0);
+            if stx.tx.to != from {
+                batch.put_cf(
+                    cf,
+                    tables::account_tx_key(&stx.tx.to, height, index),
+                    hash.0,
+                );
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -262,6 +365,11 @@ impl Store {
         batch.put_cf(
             self.cf(Table::Meta),
             tables::META_HEAD,
+            height_key(Height(0)),
+        );
+        batch.put_cf(
+            self.cf(Table::Meta),
+            tables::META_ACCOUNT_TXS_HEIGHT,
             height_key(Height(0)),
         );
         // Written last in the batch for readability only: the batch is atomic either way.
@@ -365,6 +473,130 @@ impl Store {
         Ok(out)
     }
 
+    /// The final transactions that moved `address`'s funds (sent or received), newest first:
+    /// those strictly before `before` (all when `None`), at most `limit` (capped at
+    /// [`MAX_ACCOUNT_TXS`]). Reads the index only.
+    pub fn account_txs(
+        &self,
+        address: &Address,
+        before: Option<TxLocation>,
+        limit: usize,
+    ) -> Result<AccountTxPage<AccountTxRef>, StoreError> {
+        let limit = limit.min(MAX_ACCOUNT_TXS);
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(tables::account_tx_key(address, Height(0), 0).to_vec());
+        // Exclusive: the cursor itself was on the previous page. Without a cursor, the address
+        // followed by 13 0xFF bytes sorts after every 32-byte key of this address and before
+        // those of the next one.
+        let upper = match before {
+            Some(loc) => tables::account_tx_key(address, loc.height, loc.index).to_vec(),
+            None => {
+                let mut k = address.0.to_vec();
+                k.extend_from_slice(&[0xFF; tables::ACCOUNT_TX_KEY_LEN - 20 + 1]);
+                k
+            }
+        };
+        opts.set_iterate_upper_bound(upper);
+        let iter = self
+            .db
+            .iterator_cf_opt(self.cf(Table::AccountTxs), opts, IteratorMode::End);
+        let mut txs = Vec::with_capacity(limit);
+        let mut more = false;
+        for item in iter {
+            let (k, v) = item?;
+            let Some((owner, height, index)) = tables::parse_account_tx_key(&k) else {
+                return Err(StoreError::corrupt(
+                    Table::AccountTxs,
+                    &k,
+                    format!(
+                        "key is {} bytes, not {}",
+                        k.len(),
+                        tables::ACCOUNT_TX_KEY_LEN
+                    ),
+                ));
+            };
+            if owner != *address {
+                // Cannot happen within the bounds; stop rather than list another account.
+                break;
+            }
+            if txs.len() == limit {
+                more = true;
+                break;
+            }
+            let hash: [u8; 32] = v.as_ref().try_into().map_err(|_| {
+                StoreError::corrupt(
+                    Table::AccountTxs,
+                    &k,
+                    format!("value is {} bytes, not a 32-byte hash", v.len()),
+                )
+            })?;
+            txs.push(AccountTxRef {
+                location: TxLocation { height, index },
+                hash: Hash(hash),
+            });
+        }
+        let next = if more {
+            txs.last().map(|t| t.location)
+        } else {
+            None
+        };
+        Ok(AccountTxPage { txs, next })
+    }
+
+    /// [`Store::account_txs`] with each transaction's content and block time (each block involved
+    /// is read once). An index entry that does not match its block is corruption.
+    pub fn account_transactions(
+        &self,
+        address: &Address,
+        before: Option<TxLocation>,
+        limit: usize,
+    ) -> Result<AccountTxPage<AccountTx>, StoreError> {
+        let page = self.account_txs(address, before, limit)?;
+        let mut txs = Vec::with_capacity(page.txs.len());
+        let mut block: Option<Block> = None;
+        for r in page.txs {
+            let TxLocation { height, index } = r.location;
+            let key = tables::account_tx_key(address, height, index);
+            // Entries come newest first, so those of one block are adjacent: one read each.
+            let b = match block.take() {
+                Some(b) if b.header.height == height => b,
+                _ => self.block(height)?.ok_or_else(|| {
+                    StoreError::corrupt(
+                        Table::AccountTxs,
+                        &key,
+                        format!("points at missing block {height}"),
+                    )
+                })?,
+            };
+            let tx = b
+                .txs
+                .get(index as usize)
+                .filter(|t| t.hash() == r.hash)
+                .cloned()
+                .ok_or_else(|| {
+                    StoreError::corrupt(
+                        Table::AccountTxs,
+                        &key,
+                        format!(
+                            "block {height} has no transaction {} at index {index}",
+                            r.hash
+                        ),
+                    )
+                })?;
+            txs.push(AccountTx {
+                location: r.location,
+                hash: r.hash,
+                tx,
+                timestamp_ms: b.header.timestamp_ms,
+            });
+            block = Some(b);
+        }
+        Ok(AccountTxPage {
+            txs,
+            next: page.next,
+        })
+    }
+
     /// Commits one block atomically and durably (one synced `WriteBatch`), after checking that it
     /// extends the head. Also drops the consensus WAL of heights up to this one: they are decided.
     pub fn commit_block(&self, c: &BlockCommit<'_>) -> Result<(), StoreError> {
@@ -385,6 +617,8 @@ impl Store {
             };
             batch.put_cf(self.cf(Table::Txs), h.0, codec::encode(&loc));
         }
+        debug_assert_eq!(c.tx_hashes.len(), c.block.txs.len());
+        self.index_account_txs(&mut batch, c.block, c.tx_hashes);
         for (addr, acc) in c.accounts {
             // The empty account does not exist (the state tree has no leaf for it either).
             if acc.is_empty() {
@@ -394,6 +628,7 @@ impl Store {
             }
         }
         batch.put_cf(self.cf(Table::Meta), tables::META_HEAD, hk);
+        batch.put_cf(self.cf(Table::Meta), tables::META_ACCOUNT_TXS_HEIGHT, hk);
         batch.delete_range_cf(
             self.cf(Table::ConsensusWal),
             tables::wal_key(Height(0), 0),

@@ -1,6 +1,6 @@
 //! Table (column family) names and key layouts.
 
-use ledger_core::Height;
+use ledger_core::{Address, Height};
 
 /// One column family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,10 +12,11 @@ pub enum Table {
     Certs,
     ConsensusWal,
     Meta,
+    AccountTxs,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Blocks,
         Table::BlockHashes,
         Table::Txs,
@@ -23,6 +24,7 @@ impl Table {
         Table::Certs,
         Table::ConsensusWal,
         Table::Meta,
+        Table::AccountTxs,
     ];
 
     /// The column family name. Never change one: it is the on-disk identity of the table.
@@ -35,6 +37,7 @@ impl Table {
             Table::Certs => "certs",
             Table::ConsensusWal => "consensus_wal",
             Table::Meta => "meta",
+            Table::AccountTxs => "account_txs",
         }
     }
 }
@@ -42,6 +45,37 @@ impl Table {
 pub const META_SCHEMA: &[u8] = b"schema_version";
 pub const META_GENESIS: &[u8] = b"genesis_hash";
 pub const META_HEAD: &[u8] = b"head_height";
+/// Height up to which `account_txs` is complete (u64 big-endian). Absent in a data dir written
+/// before the index existed: opening it fills the index in from the stored blocks.
+pub const META_ACCOUNT_TXS_HEIGHT: &[u8] = b"account_txs_height";
+
+/// Length of an `account_txs` key.
+pub const ACCOUNT_TX_KEY_LEN: usize = 20 + 8 + 4;
+
+/// Account-index key: address, then height and index in the block, both big-endian, so an
+/// account's entries are contiguous and iterate oldest first (newest first in reverse).
+pub fn account_tx_key(address: &Address, height: Height, index: u32) -> [u8; ACCOUNT_TX_KEY_LEN] {
+    let mut k = [0u8; ACCOUNT_TX_KEY_LEN];
+    k[..20].copy_from_slice(&address.0);
+    k[20..28].copy_from_slice(&height.0.to_be_bytes());
+    k[28..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub fn parse_account_tx_key(k: &[u8]) -> Option<(Address, Height, u32)> {
+    let arr: [u8; ACCOUNT_TX_KEY_LEN] = k.try_into().ok()?;
+    let mut a = [0u8; 20];
+    let mut h = [0u8; 8];
+    let mut i = [0u8; 4];
+    a.copy_from_slice(&arr[..20]);
+    h.copy_from_slice(&arr[20..28]);
+    i.copy_from_slice(&arr[28..]);
+    Some((
+        Address(a),
+        Height(u64::from_be_bytes(h)),
+        u32::from_be_bytes(i),
+    ))
+}
 
 /// WAL key: height then sequence, both big-endian, so entries iterate by height, then append order.
 pub fn wal_key(height: Height, seq: u64) -> [u8; 16] {

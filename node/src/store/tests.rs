@@ -269,3 +269,223 @@ fn emptied_accounts_are_deleted() {
     .expect("commits");
     assert!(s.all_accounts().expect("reads").is_empty());
 }
+
+fn transfer_between(from: &Keypair, to: Address, nonce: u64) -> ledger_core::SignedTransaction {
+    Transaction {
+        chain_id: chain(),
+        from: from.public(),
+        to,
+        amount: Amount(1),
+        fee: Amount(1),
+        nonce: Nonce(nonce),
+        memo: vec![],
+    }
+    .sign(from)
+}
+
+fn locations(page: &AccountTxPage<AccountTxRef>) -> Vec<(u64, u32)> {
+    page.txs
+        .iter()
+        .map(|t| (t.location.height.0, t.location.index))
+        .collect()
+}
+
+fn at(height: u64, index: u32) -> Option<TxLocation> {
+    Some(TxLocation {
+        height: Height(height),
+        index,
+    })
+}
+
+#[test]
+fn account_index_lists_newest_first_and_pages_with_a_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path(), &cfg()).expect("opens");
+    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    let (alice, bob, carol) = (
+        Keypair::dev("s", 0),
+        Keypair::dev("r", 0),
+        Keypair::dev("c", 0),
+    );
+    let self_transfer = transfer_between(&alice, alice.address(), 1);
+    let h1 = commit(
+        &s,
+        1,
+        Hash::ZERO,
+        vec![
+            transfer_between(&alice, bob.address(), 0),
+            self_transfer.clone(),
+        ],
+    );
+    let h2 = commit(&s, 2, h1, vec![]);
+    let carol_to_bob = transfer_between(&carol, bob.address(), 0);
+    commit(
+        &s,
+        3,
+        h2,
+        vec![
+            carol_to_bob.clone(),
+            transfer_between(&alice, carol.address(), 2),
+        ],
+    );
+
+    let all = s.account_txs(&alice.address(), None, 10).expect("reads");
+    // Newest first; the transfer to herself is listed once.
+    assert_eq!(locations(&all), vec![(3, 1), (1, 1), (1, 0)]);
+    assert_eq!(all.next, None);
+    assert_eq!(all.txs[1].hash, self_transfer.hash());
+    let bob_page = s.account_txs(&bob.address(), None, 10).expect("reads");
+    assert_eq!(locations(&bob_page), vec![(3, 0), (1, 0)]);
+    assert_eq!(bob_page.txs[0].hash, carol_to_bob.hash());
+    let carol_page = s.account_txs(&carol.address(), None, 10).expect("reads");
+    assert_eq!(locations(&carol_page), vec![(3, 1), (3, 0)]);
+    let nobody = Keypair::dev("nobody", 0).address();
+    assert!(
+        s.account_txs(&nobody, None, 10)
+            .expect("reads")
+            .txs
+            .is_empty()
+    );
+
+    // Pages of two: the cursor is the last entry shown, exclusive.
+    let first = s.account_txs(&alice.address(), None, 2).expect("reads");
+    assert_eq!(locations(&first), vec![(3, 1), (1, 1)]);
+    assert_eq!(first.next, at(1, 1));
+    let second = s
+        .account_txs(&alice.address(), first.next, 2)
+        .expect("reads");
+    assert_eq!(locations(&second), vec![(1, 0)]);
+    assert_eq!(second.next, None);
+    // A page that ends exactly at the oldest entry says there is no more.
+    let exact = s.account_txs(&alice.address(), None, 3).expect("reads");
+    assert_eq!((exact.txs.len(), exact.next), (3, None));
+    // Any position works as a cursor, also one between or past the entries.
+    let mid = s
+        .account_txs(&alice.address(), at(3, 0), 10)
+        .expect("reads");
+    assert_eq!(locations(&mid), vec![(1, 1), (1, 0)]);
+    let past = s
+        .account_txs(&alice.address(), at(99, 0), 10)
+        .expect("reads");
+    assert_eq!(locations(&past), locations(&all));
+    assert!(
+        s.account_txs(&alice.address(), at(1, 0), 10)
+            .expect("reads")
+            .txs
+            .is_empty()
+    );
+
+    // With contents: the block's transaction and time.
+    let full = s
+        .account_transactions(&alice.address(), None, 10)
+        .expect("reads");
+    assert_eq!(full.txs.len(), 3);
+    assert_eq!(full.txs[1].tx, self_transfer);
+    assert_eq!(full.txs[1].timestamp_ms, TimestampMs(1000));
+    assert_eq!(full.txs[0].timestamp_ms, TimestampMs(3000));
+    assert!(full.txs.iter().all(|t| t.tx.hash() == t.hash));
+}
+
+#[test]
+fn account_index_pages_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path(), &cfg()).expect("opens");
+    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    let n = MAX_ACCOUNT_TXS as u64 + 5;
+    commit(&s, 1, Hash::ZERO, (0..n).map(transfer).collect());
+    let sender = Keypair::dev("s", 0).address();
+    let page = s.account_txs(&sender, None, usize::MAX).expect("reads");
+    assert_eq!(page.txs.len(), MAX_ACCOUNT_TXS);
+    assert_eq!(page.next, at(1, 5));
+    let rest = s
+        .account_txs(&sender, page.next, usize::MAX)
+        .expect("reads");
+    assert_eq!(
+        locations(&rest),
+        (0..5).rev().map(|i| (1, i)).collect::<Vec<_>>()
+    );
+    assert!(
+        s.account_txs(&sender, None, 0)
+            .expect("reads")
+            .txs
+            .is_empty()
+    );
+}
+
+#[test]
+fn account_index_entries_that_do_not_match_are_corruption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path(), &cfg()).expect("opens");
+    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    commit(&s, 1, Hash::ZERO, vec![transfer(0)]);
+    let sender = Keypair::dev("s", 0).address();
+    let key = tables::account_tx_key(&sender, Height(1), 0);
+    s.db.put_cf(s.cf(Table::AccountTxs), key, [9u8; 32])
+        .expect("put");
+    assert!(matches!(
+        s.account_transactions(&sender, None, 10),
+        Err(StoreError::Corruption {
+            table: "account_txs",
+            ..
+        })
+    ));
+    s.db.put_cf(s.cf(Table::AccountTxs), key, b"short")
+        .expect("put");
+    assert!(matches!(
+        s.account_txs(&sender, None, 10),
+        Err(StoreError::Corruption {
+            table: "account_txs",
+            ..
+        })
+    ));
+    // An entry pointing at a block that is not there.
+    let ahead = tables::account_tx_key(&sender, Height(7), 0);
+    s.db.put_cf(s.cf(Table::AccountTxs), ahead, transfer(0).hash().0)
+        .expect("put");
+    assert!(matches!(
+        s.account_transactions(&sender, None, 1),
+        Err(StoreError::Corruption {
+            table: "account_txs",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_data_dir_without_the_account_index_is_indexed_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sender = Keypair::dev("s", 0).address();
+    let recipient = Keypair::dev("r", 0).address();
+    {
+        let mut s = Store::open(dir.path(), &cfg()).expect("opens");
+        s.init_genesis(Hash::ZERO, &[]).expect("init");
+        let h1 = commit(&s, 1, Hash::ZERO, vec![transfer(0)]);
+        let h2 = commit(&s, 2, h1, vec![]);
+        commit(&s, 3, h2, vec![transfer(1), transfer(2)]);
+        // What a node from before the index left behind: no table, no progress marker.
+        s.db.delete_cf(s.cf(Table::Meta), tables::META_ACCOUNT_TXS_HEIGHT)
+            .expect("delete");
+        s.db.drop_cf(Table::AccountTxs.name()).expect("drop");
+    }
+    let cfs = DB::list_cf(&Options::default(), dir.path()).expect("lists");
+    assert!(
+        !cfs.iter().any(|c| c == Table::AccountTxs.name()),
+        "{cfs:?}"
+    );
+
+    let s = Store::open(dir.path(), &cfg()).expect("reopens and indexes");
+    let page = s.account_txs(&sender, None, 10).expect("reads");
+    assert_eq!(locations(&page), vec![(3, 1), (3, 0), (1, 0)]);
+    assert_eq!(page.txs[0].hash, transfer(2).hash());
+    let page = s.account_txs(&recipient, None, 10).expect("reads");
+    assert_eq!(locations(&page), vec![(3, 1), (3, 0), (1, 0)]);
+    assert_eq!(
+        s.get_meta(tables::META_ACCOUNT_TXS_HEIGHT).expect("reads"),
+        Some(height_key(Height(3)).to_vec())
+    );
+    // And new blocks keep it up to date.
+    let h3 = s.block(Height(3)).expect("reads").expect("present").hash();
+    commit(&s, 4, h3, vec![transfer(3)]);
+    let page = s.account_txs(&sender, None, 1).expect("reads");
+    assert_eq!((locations(&page), page.next), (vec![(4, 0)], at(4, 0)));
+}

@@ -6,6 +6,29 @@ use serde_json::{Value, json};
 
 use crate::common::{InProcess, account, transfer};
 
+/// `GET /metrics` through the router: the Prometheus text.
+async fn metrics_text(n: &InProcess) -> String {
+    let req = axum::http::Request::builder()
+        .uri("/metrics")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let resp = tower::ServiceExt::oneshot(n.node.router.clone(), req)
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The value of the unlabelled sample `name` in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_validator_commits_a_transfer_and_serves_it_back() {
     let n = InProcess::start().await;
@@ -76,6 +99,161 @@ async fn one_validator_commits_a_transfer_and_serves_it_back() {
     assert_eq!(vals["validators"].as_array().map(Vec::len), Some(1));
     let (status, peers) = n.get("/v1/peers").await;
     assert_eq!((status, peers), (StatusCode::OK, json!([])));
+
+    // The commit and the admission of the transfer show in the metrics.
+    let text = metrics_text(&n).await;
+    for (name, at_least) in [
+        ("ledger_consensus_rounds_per_height_count", 1.0),
+        ("ledger_signature_verify_seconds_count", 1.0),
+        ("ledger_txs_finalized_total", 1.0),
+    ] {
+        let got = sample(&text, name);
+        assert!(
+            got.is_some_and(|v| v >= at_least),
+            "{name} = {got:?}, want >= {at_least}:\n{text}"
+        );
+    }
+    // Rounds, not round numbers: every height needs at least one.
+    let (sum, count) = (
+        sample(&text, "ledger_consensus_rounds_per_height_sum"),
+        sample(&text, "ledger_consensus_rounds_per_height_count"),
+    );
+    assert!(
+        sum.zip(count).is_some_and(|(s, c)| s >= c),
+        "rounds sum {sum:?} < count {count:?}"
+    );
+    assert_eq!(sample(&text, "ledger_peers"), Some(0.0));
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_transactions_are_listed_newest_first_page_by_page() {
+    let n = InProcess::start().await;
+    let chain = n.chain();
+    let (alice, bob, carol) = (account(6), account(7), account(3));
+    let txs = vec![
+        transfer(&chain, &alice, bob.address(), 10, 1, 0),
+        transfer(&chain, &bob, alice.address(), 20, 1, 0),
+        transfer(&chain, &alice, carol.address(), 30, 1, 1),
+    ];
+    let (status, v) = n.post_json("/v1/transactions/batch", &txs).await;
+    assert_eq!(
+        (status, v["accepted"].clone()),
+        (StatusCode::OK, json!(3)),
+        "{v}"
+    );
+    // A later block, so the history spans blocks.
+    for t in &txs {
+        n.wait_final(&t.hash().to_hex()).await;
+    }
+    let late = transfer(&chain, &alice, bob.address(), 40, 1, 2);
+    let (_, v) = n.post_json("/v1/transactions", &late).await;
+    let fin = n.wait_final(v["hash"].as_str().expect("hash")).await;
+    let late_height = fin["height"].as_u64().expect("height");
+
+    let (status, all) = n
+        .get(&format!("/v1/accounts/{}/transactions", alice.address()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["address"], alice.address().to_string());
+    assert_eq!(all["next"], Value::Null);
+    let entries = all["txs"].as_array().expect("txs");
+    assert_eq!(entries.len(), 4, "{all}");
+    let newest = &entries[0];
+    assert_eq!(newest["hash"], late.hash().to_hex());
+    assert_eq!(newest["height"], late_height);
+    assert_eq!(newest["from_address"], alice.address().to_string());
+    assert_eq!(newest["transaction"]["tx"]["to"], bob.address().to_string());
+    assert_eq!(newest["transaction"]["tx"]["amount"], 40);
+    assert_eq!(newest["transaction"]["tx"]["fee"], 1);
+    assert_eq!(newest["transaction"]["tx"]["nonce"], 2);
+    assert!(newest["timestamp_ms"].as_u64().is_some_and(|t| t > 0));
+    let position = |e: &Value| {
+        (
+            e["height"].as_u64().expect("height"),
+            e["index"].as_u64().expect("index"),
+        )
+    };
+    let positions: Vec<(u64, u64)> = entries.iter().map(position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] > w[1]),
+        "not newest first: {positions:?}"
+    );
+    let mut hashes: Vec<String> = entries
+        .iter()
+        .map(|e| e["hash"].as_str().expect("hash").to_string())
+        .collect();
+    hashes.sort();
+    let mut want: Vec<String> = txs
+        .iter()
+        .chain([&late])
+        .map(|t| t.hash().to_hex())
+        .collect();
+    want.sort();
+    assert_eq!(hashes, want, "sent and received, each once");
+
+    // The same list, one entry at a time, following `next`.
+    let mut paged = Vec::new();
+    let mut uri = format!("/v1/accounts/{}/transactions?limit=1", alice.address());
+    for _ in 0..10 {
+        let (status, page) = n.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        paged.extend(page["txs"].as_array().expect("txs").iter().map(position));
+        match page["next"].as_str() {
+            Some(cursor) => {
+                uri = format!(
+                    "/v1/accounts/{}/transactions?limit=1&before={cursor}",
+                    alice.address()
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(paged, positions);
+
+    // Carol received one; an unused address has none.
+    let (_, c) = n
+        .get(&format!("/v1/accounts/{}/transactions", carol.address()))
+        .await;
+    assert_eq!(c["txs"].as_array().map(Vec::len), Some(1), "{c}");
+    let nobody = ledger_core::Keypair::dev("nobody", 0).address();
+    let (status, none) = n
+        .get(&format!("/v1/accounts/{nobody}/transactions?limit=100"))
+        .await;
+    assert_eq!(
+        (status, none["txs"].clone(), none["next"].clone()),
+        (StatusCode::OK, json!([]), Value::Null)
+    );
+
+    let base = format!("/v1/accounts/{}/transactions", alice.address());
+    for (query, code) in [
+        ("?before=12", "invalid_cursor"),
+        ("?before=1-x", "invalid_cursor"),
+        ("?before=-1-0", "invalid_cursor"),
+        ("?limit=0", "invalid_limit"),
+        ("?limit=101", "invalid_limit"),
+        ("?limit=99999999999999999999", "invalid_query"),
+        ("?limit=ten", "invalid_query"),
+        ("?colour=blue", "invalid_query"),
+    ] {
+        let (status, v) = n.get(&format!("{base}{query}")).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{query}: {v}"
+        );
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (_, v) = n.get(&format!("{base}?limit=500")).await;
+    assert_eq!(
+        (v["min"].clone(), v["max"].clone(), v["got"].clone()),
+        (json!(1), json!(100), json!(500))
+    );
+    let (status, v) = n.get("/v1/accounts/ldg1nope/transactions").await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_address"))
+    );
     n.stop().await;
 }
 
@@ -493,6 +671,7 @@ async fn openapi_metrics_and_events_are_served() {
         "/v1/transactions/batch",
         "/v1/transactions/{hash}",
         "/v1/accounts/{address}",
+        "/v1/accounts/{address}/transactions",
         "/v1/blocks",
         "/v1/blocks/latest",
         "/v1/blocks/{height}",
@@ -506,25 +685,18 @@ async fn openapi_metrics_and_events_are_served() {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
     n.wait_height(1).await;
-    let req = axum::http::Request::builder()
-        .uri("/metrics")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let resp = tower::ServiceExt::oneshot(n.node.router.clone(), req)
-        .await
-        .expect("infallible");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body);
+    let text = metrics_text(&n).await;
     for m in [
         "ledger_height",
         "ledger_txs_finalized_total",
         "ledger_mempool_txs",
         "ledger_block_commit_seconds",
         "ledger_api_latency_seconds",
+        "ledger_consensus_rounds_per_height",
+        "ledger_block_interval_seconds",
+        "ledger_peers",
+        "ledger_signature_verify_seconds",
+        // The gossip counters appear once the network runs; this node has none.
     ] {
         assert!(text.contains(m), "metrics lack {m}:\n{text}");
     }

@@ -28,9 +28,10 @@ const LATEST_TXS_SCAN_BLOCKS = 500;
 const LATEST_ROWS = 10;
 /** Bars in the dashboard's activity chart. */
 const ACTIVITY_BLOCKS = 60;
-/** How far back one "search older blocks" step of the account page goes. */
-const ACCOUNT_SCAN_BLOCKS = 1_000;
-const ACCOUNT_ROWS_MAX = 100;
+/** Transactions per `/v1/accounts/{address}/transactions` page (the API allows 1 to 100). */
+const ACCOUNT_TXS_PAGE = 25;
+/** Rows the account page keeps; "Show older" stops here. */
+const ACCOUNT_ROWS_MAX = 1_000;
 /** Transactions of one block rendered at once (more on demand). */
 const BLOCK_TX_PAGE = 200;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -1411,7 +1412,7 @@ async function pageAccount(view, raw) {
   const validatorInfo = h('div', { class: 'cell-flex' });
   const rows = h('ol', { class: 'rows', 'data-testid': 'account-txs' });
   const note = h('p', { class: 'muted small list-note' });
-  const moreBtn = h('button', { type: 'button', class: 'btn' }, `Search ${fmtInt(ACCOUNT_SCAN_BLOCKS)} older blocks`);
+  const moreBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'account-more' }, 'Show older transactions');
   const more = h('div', { class: 'more' });
   const cache = new Map();
 
@@ -1425,6 +1426,7 @@ async function pageAccount(view, raw) {
     fill(pending.sub, 'in the mempool');
   };
   showAccount(r.data);
+  const unused = toBig(r.data.balance) === 0n && toBig(r.data.nonce) === 0n;
   const showValidator = () => {
     const v = live.validators && live.validators.validators.find((x) => x.address === addr);
     fill(validatorInfo, v ? [badge('Validator', 'info'), h('span', { class: 'muted small' }, `voting power ${fmtInt(v.power)} of ${fmtInt(live.validators.total_power)}`)] : null);
@@ -1436,81 +1438,107 @@ async function pageAccount(view, raw) {
     'account',
     h('div', { class: 'page-head' }, h('h1', null, 'Account'), validatorInfo),
     card(null, [h('div', { class: 'account-addr' }, mono(addr, { full: true, what: 'address', testid: 'account-address' })), h('section', { class: 'stats stats-3' }, balance.el, nonce.el, pending.el)]),
-    card('Recent transactions', [rows, note, more], { testid: 'account-txs-card' }),
+    card('Transactions', [rows, note, more], { testid: 'account-txs-card' }),
   );
-  if (toBig(r.data.balance) === 0n && toBig(r.data.nonce) === 0n) {
-    fill(note, 'This address holds nothing and has sent nothing yet.');
-  }
 
-  // The API has no per-account history: search recent blocks, a bounded number at a time.
-  const found = [];
-  let lowest = null; // lowest height searched
-  let highest = null; // highest height searched
+  // The node indexes every account's final transactions: page through them, newest first.
+  const found = []; // rows, newest first
+  const seen = new Set(); // their hashes
+  let loaded = false; // the first page has arrived
+  let older = false; // the node has transactions older than the last row
   let busy = false;
+  let failure = null;
+  const pagePath = (before) => `/v1/accounts/${encodeURIComponent(addr)}/transactions?limit=${ACCOUNT_TXS_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`;
+  const toRow = (t) => ({
+    hash: t.hash,
+    height: Number(t.height),
+    index: Number(t.index),
+    from: t.from_address,
+    to: t.transaction.tx.to,
+    amount: t.transaction.tx.amount,
+    fee: t.transaction.tx.fee,
+    ts: t.timestamp_ms,
+  });
   const render = () => {
-    found.sort((a, b) => b.height - a.height || b.index - a.index);
-    if (found.length > ACCOUNT_ROWS_MAX) found.length = ACCOUNT_ROWS_MAX;
     if (found.length) renderRows(rows, found.map((t) => txRow(t, cache, { perspective: addr })), cache);
-    else rows.replaceChildren(h('li', null, emptyState(busy ? 'Searching recent blocks…' : 'No transactions in the blocks searched.')));
-    const range = lowest != null ? `blocks #${fmtInt(lowest)}–#${fmtInt(highest)}` : 'no blocks yet';
-    fill(note, `This node's API has no per-account index, so the explorer searches recent blocks itself: searched ${range}.${found.length >= ACCOUNT_ROWS_MAX ? ` Showing the newest ${ACCOUNT_ROWS_MAX}.` : ''}`);
-    fill(more, lowest != null && lowest > 1 && found.length < ACCOUNT_ROWS_MAX ? moreBtn : '');
+    else rows.replaceChildren(h('li', null, emptyState(!loaded ? 'Loading transactions…' : 'No transactions yet.')));
+    let text = '';
+    if (failure) text = `Loading transactions failed: ${failure}`;
+    else if (loaded && !found.length && unused) text = 'This address holds nothing and has sent nothing yet.';
+    else if (older && found.length >= ACCOUNT_ROWS_MAX) text = `Showing the newest ${fmtInt(ACCOUNT_ROWS_MAX)}.`;
+    fill(note, text);
+    fill(more, older && found.length < ACCOUNT_ROWS_MAX ? moreBtn : '');
     moreBtn.disabled = busy;
   };
-  const take = (blocks) => {
-    for (const b of blocks) {
-      const hgt = Number(b.header.height);
-      lowest = lowest == null ? hgt : Math.min(lowest, hgt);
-      highest = highest == null ? hgt : Math.max(highest, hgt);
-      for (const t of txRows(b)) if ((t.from === addr || t.to === addr) && !found.some((f) => f.hash === t.hash)) found.push(t);
-    }
-  };
-  const searchDown = async (count) => {
+  /** One page before the last row (the newest page first), appended. */
+  const loadOlder = async () => {
     if (busy) return;
     busy = true;
+    failure = null;
     render();
     try {
-      const top = lowest == null ? live.headHeight || Number((live.status && live.status.height) || 0) : lowest - 1;
-      const bottom = Math.max(1, top - count + 1);
-      // Newest pages first, so the first rows appear quickly.
-      for (let to = top; to >= bottom && view.alive && found.length < ACCOUNT_ROWS_MAX; to -= PAGE_BLOCKS) {
-        const from = Math.max(bottom, to - PAGE_BLOCKS + 1);
-        const blocks = await fetchBlocks(from, to, { signal: view.signal });
-        if (!view.alive) return;
-        take(blocks);
-        if (lowest == null || lowest > from) lowest = from;
-        if (highest == null) highest = to;
-        render();
+      const last = found[found.length - 1];
+      const page = await apiData(pagePath(loaded && last ? `${last.height}-${last.index}` : null), { signal: view.signal });
+      if (!view.alive) return;
+      let capped = false;
+      for (const t of page.txs.map(toRow)) {
+        if (seen.has(t.hash)) continue;
+        if (found.length >= ACCOUNT_ROWS_MAX) {
+          capped = true;
+          break;
+        }
+        seen.add(t.hash);
+        found.push(t);
       }
+      loaded = true;
+      older = capped || page.next != null;
     } catch (e) {
       if (!view.alive) return;
-      fill(note, `Searching blocks failed: ${e.message}`);
+      failure = e.message;
     } finally {
       busy = false;
       if (view.alive) render();
     }
   };
-  moreBtn.addEventListener('click', () => searchDown(ACCOUNT_SCAN_BLOCKS));
+  /** The newest page, put in front of the rows. When all of it is new and more exist, the rows
+   *  would have a gap: start over from it instead. */
+  const loadNewer = async () => {
+    if (busy || !loaded) return;
+    busy = true;
+    try {
+      const r = await api(pagePath(null), { signal: view.signal });
+      if (!view.alive || !r.ok) return;
+      const fresh = r.data.txs.map(toRow).filter((t) => !seen.has(t.hash));
+      if (!fresh.length) return;
+      if (fresh.length === r.data.txs.length && r.data.next != null && found.length) {
+        found.length = 0;
+        seen.clear();
+        older = true;
+      }
+      for (const t of fresh) seen.add(t.hash);
+      found.unshift(...fresh);
+      if (found.length > ACCOUNT_ROWS_MAX) {
+        for (const t of found.splice(ACCOUNT_ROWS_MAX)) seen.delete(t.hash);
+        older = true;
+      }
+    } finally {
+      busy = false;
+      if (view.alive) render();
+    }
+  };
+  moreBtn.addEventListener('click', () => loadOlder());
 
-  // Live: new blocks may touch this account; refresh balance and add its new transactions.
+  // Live: new blocks may touch this account; refresh the balance and add its new transactions.
   const refresh = view.throttle(1_000, async () => {
     const a = await api(`/v1/accounts/${encodeURIComponent(addr)}`, { signal: view.signal });
     if (view.alive && a.ok) showAccount(a.data);
-    if (highest != null) {
-      for (const [hgt, b] of live.blocks) {
-        if (hgt > highest) {
-          take([b]);
-          highest = hgt;
-        }
-      }
-      render();
-    }
+    await loadNewer();
   });
   view.listen((kind) => {
     if (kind === 'blocks' || kind === 'head') refresh();
     if (kind === 'validators') showValidator();
   });
-  await searchDown(ACCOUNT_SCAN_BLOCKS / 2);
+  await loadOlder();
 }
 
 // --- Search ----------------------------------------------------------------------------------
