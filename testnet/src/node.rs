@@ -24,6 +24,9 @@ pub const NODE_BIN_ENV: &str = "LEDGER_NODE_BIN";
 /// node's config layer reads `LEDGER_CONTROL_TOKEN` like the `control_token` config field), which
 /// keeps the secret out of `ps` output and out of the config file.
 pub const CONTROL_TOKEN_ENV: &str = "LEDGER_CONTROL_TOKEN";
+/// The API request rate limit (per second and burst) of testnet nodes: far above what one machine
+/// can send, so `testnet load` measures the node and not its limiter.
+pub const TESTNET_API_RATE_LIMIT: u32 = 1_000_000;
 
 /// Finds `ledger-node`: the explicit path (flag or env), else next to the running `testnet` binary
 /// (cargo puts both in the same target folder), else on PATH.
@@ -116,7 +119,13 @@ pub fn write_config(state: &State, node: &NodeState) -> anyhow::Result<PathBuf> 
         "data_dir": node.data_dir(),
         "genesis": state.genesis,
         "log_level": state.log_level,
-        "api": { "listen_addr": node.api_addr.to_string() },
+        // A local testnet is where people run load tests: the global request rate limit must not
+        // be what they measure.
+        "api": {
+            "listen_addr": node.api_addr.to_string(),
+            "rate_limit_per_sec": TESTNET_API_RATE_LIMIT,
+            "rate_limit_burst": TESTNET_API_RATE_LIMIT,
+        },
         "p2p": {
             "listen_addr": node.p2p_addr(),
             "bootnodes": state.bootnodes_for(node.index),

@@ -77,6 +77,8 @@ pub fn test_config(dir: &Path, genesis_path: PathBuf, api: SocketAddr) -> Config
         ..Config::default()
     };
     cfg.api.listen_addr = api;
+    // Any free port: tests run in parallel, and a fixed p2p port would be taken by the first.
+    cfg.p2p.listen_addr = "/ip4/127.0.0.1/tcp/0".into();
     cfg.log_level = "warn".into();
     cfg
 }
@@ -194,8 +196,20 @@ pub struct Process {
 impl Process {
     /// Writes a config file and starts the binary with it.
     pub fn start(dir: &Path, genesis_path: &Path, key_path: &Path, api: SocketAddr) -> Process {
+        Process::start_with(dir, genesis_path, key_path, api, |_| {})
+    }
+
+    /// Like [`Process::start`], with the config adjusted by `tune` before it is written.
+    pub fn start_with(
+        dir: &Path,
+        genesis_path: &Path,
+        key_path: &Path,
+        api: SocketAddr,
+        tune: impl FnOnce(&mut Config),
+    ) -> Process {
         let mut cfg = test_config(dir, genesis_path.to_path_buf(), api);
         cfg.node_key = Some(key_path.to_path_buf());
+        tune(&mut cfg);
         let cfg_path = dir.join("node.toml");
         std::fs::write(&cfg_path, cfg.to_toml()).expect("write config");
         let log = std::fs::OpenOptions::new()

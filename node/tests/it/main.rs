@@ -1,6 +1,7 @@
 //! The node's one integration test binary.
 
 mod api;
+mod bad_peer;
 mod common;
 mod crash;
 mod e2e;

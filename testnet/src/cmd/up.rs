@@ -43,6 +43,10 @@ pub struct UpArgs {
     /// The supervisor reports a node whose height has not grown for this many seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub stall_secs: u64,
+    /// Print the started testnet as one JSON object (chain, time to the first final block, nodes)
+    /// instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -78,7 +82,31 @@ pub fn run(dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     drop(lock);
 
     let all: Vec<usize> = state.nodes.iter().map(|n| n.index).collect();
-    crate::outln!("{}", super::node_table(&state, &all));
+    if args.json {
+        crate::outln!("{}", started_json(&state, dir, first_final));
+    } else {
+        print_started(&state, dir, &all, first_final)?;
+    }
+    if args.detach {
+        if !args.json {
+            crate::outln!("detached: the nodes keep running; `testnet down` stops them");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.json {
+        crate::outln!("supervising (Ctrl-C stops every node)");
+    }
+    supervise(dir, state, children, Duration::from_secs(args.stall_secs))
+}
+
+/// The table and where to go next.
+fn print_started(
+    state: &State,
+    dir: &Path,
+    all: &[usize],
+    first_final: Duration,
+) -> anyhow::Result<()> {
+    crate::outln!("{}", super::node_table(state, all));
     crate::outln!(
         "chain {} · {} validators · first final block {} after start",
         state.chain_id,
@@ -90,12 +118,33 @@ pub fn run(dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     crate::outln!(
         "try: testnet status --watch · testnet load --rate 500 --duration 10 · testnet kill 3 · testnet down"
     );
-    if args.detach {
-        crate::outln!("detached: the nodes keep running; `testnet down` stops them");
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::outln!("supervising (Ctrl-C stops every node)");
-    supervise(dir, state, children, Duration::from_secs(args.stall_secs))
+    Ok(())
+}
+
+/// `up --json`: everything the table says, for scripts.
+fn started_json(state: &State, dir: &Path, first_final: Duration) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = state
+        .nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "index": n.index,
+                "role": n.role.to_string(),
+                "api_url": n.api_url(),
+                "explorer_url": n.explorer_url(),
+                "p2p": n.p2p_addr(),
+                "pid": n.pid,
+                "dir": n.dir,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "chain_id": state.chain_id,
+        "validators": state.validators().count(),
+        "time_to_first_final_ms": u64::try_from(first_final.as_millis()).unwrap_or(u64::MAX),
+        "folder": dir,
+        "nodes": nodes,
+    })
 }
 
 /// A new testnet: genesis, dev keys, ports, token.

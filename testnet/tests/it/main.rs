@@ -110,6 +110,19 @@ fn n1_cli_smoke_every_command() {
     assert!(!tn.state().nodes[0].is_running());
     let out = tn.cli_ok(&["up", "--detach"]);
     assert!(out.contains("time_to_first_final_ms="), "{out}");
+    tn.cli_ok(&["down"]);
+    // The same resume for scripts: one JSON object naming every node.
+    let out = tn.cli_ok(&["up", "--detach", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("up --json prints JSON");
+    assert!(v["time_to_first_final_ms"].as_u64().is_some(), "{v}");
+    let nodes = v["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), tn.state().nodes.len(), "{v}");
+    assert!(
+        nodes[0]["api_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+        "{v}"
+    );
     tn.cli_ok(&["reset"]);
     assert!(!tn.dir.exists(), "reset deletes the folder");
 }

@@ -1,0 +1,201 @@
+//! A misbehaving libp2p peer against a real `ledger-node` process: garbage bytes, badly signed
+//! transactions and proposals forged for the validator are refused before relay, the sender is
+//! penalised until the node disconnects and blocks it, and honest transfers keep becoming final.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledger_core::consensus::{ConsensusMessage, Proposal};
+use ledger_core::validation::{ParentBlock, build_block};
+use ledger_core::{Keypair, Round, TimestampMs};
+use node::network::wire::{self, ConsensusGossip};
+use node::network::{self, BlockSource, NetworkConfig, Topic, Verdict};
+use serde_json::{Value, json};
+
+use crate::common::{Process, account, free_addr, one_validator_files, transfer};
+
+/// The bad peer serves no blocks.
+struct NoBlocks;
+
+impl BlockSource for NoBlocks {
+    fn head_height(&self) -> u64 {
+        0
+    }
+    fn encoded_blocks(&self, _from: u64, _to: u64, _max_bytes: usize) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+}
+
+fn peer_ids(p: &Process) -> Vec<String> {
+    let (status, v) = p.get("/v1/peers");
+    assert_eq!(status, 200, "{v}");
+    v.as_array()
+        .expect("peers array")
+        .iter()
+        .filter_map(|x| x["peer_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Sum of every sample of a counter family in the Prometheus text (0 when absent).
+fn counter_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn metrics(p: &Process) -> String {
+    let mut r = p
+        .agent
+        .get(&p.url("/metrics"))
+        .call()
+        .expect("GET /metrics");
+    r.body_mut().read_to_string().expect("metrics text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked_while_transfers_finalize()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (genesis, gpath, kpath) = one_validator_files(dir.path());
+    let p2p_port = free_addr().port();
+    let node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.p2p.listen_addr = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
+    });
+    let chain = genesis.chain_id().clone();
+
+    // The bad peer: a real libp2p node on the same chain whose own validator accepts everything.
+    let accept_all: network::Validator<()> = Arc::new(|_, _| Verdict::Accept(()));
+    let (bad, _bad_events) = network::spawn(
+        libp2p::identity::Keypair::generate_ed25519(),
+        NetworkConfig {
+            listen_addr: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
+            bootnodes: vec![
+                format!("/ip4/127.0.0.1/tcp/{p2p_port}")
+                    .parse()
+                    .expect("multiaddr"),
+            ],
+            max_peers: 8,
+            genesis_hash: genesis.hash(),
+            peer_book: None,
+        },
+        accept_all,
+        Arc::new(NoBlocks),
+    )
+    .expect("bad peer starts");
+    let bad_id = bad.local_peer_id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !peer_ids(&node).contains(&bad_id) {
+        assert!(
+            Instant::now() < deadline,
+            "the bad peer never connected to the node"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rejected_before = counter_sum(&metrics(&node), "ledger_gossip_messages_rejected_total");
+
+    // Its three kinds of bad messages.
+    let validator0 = Keypair::dev("validator", 0);
+    let mut bad_sig = transfer(&chain, &account(0), account(1).address(), 5, 1, 0);
+    bad_sig.signature.0[7] ^= 0x01;
+    let bad_sig_hash = bad_sig.hash();
+    let block = build_block(
+        genesis.chain_context(),
+        &ParentBlock::genesis(&genesis),
+        &mut genesis.initial_state(),
+        [],
+        validator0.address(),
+        TimestampMs(genesis.genesis_time_ms().0 + 1),
+        None,
+    )
+    .expect("block")
+    .block
+    .block()
+    .clone();
+    // Claims the validator as proposer, signed by someone else.
+    let forged = Proposal {
+        height: block.header.height,
+        round: Round(0),
+        pol_round: None,
+        proposer: validator0.address(),
+        block,
+    }
+    .sign(&chain, &Keypair::dev("not-a-validator", 0));
+
+    // Honest traffic through the API while the attack runs: these must all become final.
+    let mut honest = Vec::new();
+    let mut blocked = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0u64.. {
+        // Distinct bytes each time (gossip ids are content hashes, so a repeat would be dropped).
+        let mut garbage = vec![0xFFu8; 64];
+        garbage[..8].copy_from_slice(&i.to_le_bytes());
+        bad.publish(Topic::Transactions, garbage.clone());
+        bad.publish(Topic::Consensus, garbage);
+        let mut tx = bad_sig.clone();
+        tx.tx.memo = i.to_le_bytes().to_vec();
+        bad.publish(Topic::Transactions, wire::encode_txs(&[tx]));
+        let mut p = forged.clone();
+        p.proposal.round = Round(i as u32);
+        bad.publish(
+            Topic::Consensus,
+            wire::encode_consensus(&ConsensusGossip::Message(ConsensusMessage::Proposal(p))),
+        );
+        if i < 20 {
+            let tx = transfer(&chain, &account(2), account(3).address(), 1 + i, 1, i);
+            let (status, v) = node
+                .post(
+                    "/v1/transactions",
+                    &serde_json::to_value(&tx).expect("json"),
+                )
+                .expect("submit");
+            assert_eq!(status, 200, "honest transfer refused: {v}");
+            honest.push(v["hash"].as_str().expect("hash").to_owned());
+        }
+        if i >= 20 && !peer_ids(&node).contains(&bad_id) {
+            blocked = true;
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node still keeps the bad peer after {i} rounds of bad messages"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(blocked);
+
+    let text = metrics(&node);
+    let rejected = counter_sum(&text, "ledger_gossip_messages_rejected_total") - rejected_before;
+    assert!(
+        rejected >= 3.0,
+        "the node counted {rejected} rejected gossip messages:\n{text}"
+    );
+    // Blocked, not just dropped: it stays away although it keeps dialing its bootnode.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !peer_ids(&node).contains(&bad_id),
+        "the bad peer got back in"
+    );
+    // Nothing it sent reached the ledger.
+    let (status, v) = node.get(&format!("/v1/transactions/{bad_sig_hash}"));
+    assert_eq!(status, 404, "the badly signed transfer is known: {v}");
+
+    for h in &honest {
+        wait_final(&node, h);
+    }
+    let (_, acc) = node.get(&format!("/v1/accounts/{}", account(2).address()));
+    assert_eq!(acc["nonce"], json!(20), "{acc}");
+}
+
+fn wait_final(node: &Process, hash: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, v) = node.get(&format!("/v1/transactions/{hash}"));
+        if status == 200 && v["status"] == "final" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "transfer {hash} not final: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

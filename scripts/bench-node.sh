@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One-validator node benchmark: what one `ledger-node` does on this machine.
+#
+#   ./scripts/bench-node.sh
+#
+# 1. starts a one-validator testnet (`testnet up -n 1`) in a scratch folder and reads its idle memory;
+# 2. saturation: `testnet load --rate 0` (pre-signed transfers from many accounts, batch submit)
+#    -> final transfers per second;
+# 3. half of that rate for BENCH_HALF_SECS seconds -> submit-to-final p50 / p99;
+# 4. HTTP reads (block by height, account) from BENCH_READ_CLIENTS concurrent clients -> reads/s;
+# 5. start-up time to serving on a store of 100,000 blocks (`cargo bench -p node --bench startup`).
+#
+# Ends with `final_tps=<n> p50_ms=<n> p99_ms=<n> read_rps=<n> rss_mb=<n>` (rss_mb: most resident
+# memory seen under load), after a line with the idle memory and the start-up time.
+# Knobs: BENCH_NO_BUILD=1 (use the release binaries as built), BENCH_SAT_TXS (default 200000), BENCH_HALF_SECS (20), BENCH_READ_SECS (10),
+# BENCH_READ_CLIENTS (16), BENCH_BLOCKS (100000), BENCH_SKIP_STARTUP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ledger-target}"
+SAT_TXS="${BENCH_SAT_TXS:-200000}"
+HALF_SECS="${BENCH_HALF_SECS:-20}"
+READ_SECS="${BENCH_READ_SECS:-10}"
+READ_CLIENTS="${BENCH_READ_CLIENTS:-16}"
+
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  ./scripts/deps.sh
+  cargo build --release --locked -p node -p testnet --bins
+fi
+T="$CARGO_TARGET_DIR/release"
+DIR="$(mktemp -d /tmp/bench-node.XXXXXX)"
+cleanup() { "$T/testnet" --dir "$DIR" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+json() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)"; }
+
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+UP="$("$T/testnet" --dir "$DIR" up -n 1 --detach --json --log-level warn)"
+echo "$UP"
+sleep 3
+PID="$(echo "$UP" | json 'd["nodes"][0]["pid"]')"
+IDLE_RSS=$(( $(awk '/VmRSS/ {print $2}' "/proc/$PID/status") / 1024 ))
+echo "== idle: ${IDLE_RSS} MB resident"
+
+echo "== saturation: ${SAT_TXS} transfers as fast as they go"
+SAT="$("$T/testnet" --dir "$DIR" load --rate 0 --max-txs "$SAT_TXS" --accounts "$(( SAT_TXS / 500 + 1 ))" --batch 500 --drain-secs 60 --json)"
+echo "$SAT"
+FINAL_TPS="$(echo "$SAT" | json 'round(d["final_tps"])')"
+RSS_SAT="$(echo "$SAT" | json 'd["rss_mb_max"] or 0')"
+
+HALF=$(( FINAL_TPS / 2 ))
+[ "$HALF" -ge 1 ] || HALF=1
+echo "== half rate: ${HALF} tx/s for ${HALF_SECS} s"
+HALF_OUT="$("$T/testnet" --dir "$DIR" load --rate "$HALF" --duration "$HALF_SECS" --accounts "$(( HALF * HALF_SECS / 500 + 1 ))" --drain-secs 60 --json)"
+echo "$HALF_OUT"
+P50="$(echo "$HALF_OUT" | json 'round(d["latency"]["p50_ms"])')"
+P99="$(echo "$HALF_OUT" | json 'round(d["latency"]["p99_ms"])')"
+RSS_HALF="$(echo "$HALF_OUT" | json 'd["rss_mb_max"] or 0')"
+
+echo "== reads: ${READ_CLIENTS} clients for ${READ_SECS} s"
+READS="$("$T/testnet" --dir "$DIR" load --mode reads --duration "$READ_SECS" --concurrency "$READ_CLIENTS" --json)"
+echo "$READS"
+READ_RPS="$(echo "$READS" | json 'round(d["read_rps"])')"
+RSS_READ="$(echo "$READS" | json 'd["rss_mb_max"] or 0')"
+"$T/testnet" --dir "$DIR" down >/dev/null
+
+STARTUP="skipped"
+if [ "${BENCH_SKIP_STARTUP:-0}" != 1 ]; then
+  echo "== start-up on a store of ${BENCH_BLOCKS:-100000} blocks"
+  STARTUP_OUT="$(cargo bench --locked -p node --bench startup 2>&1 | tee /dev/stderr | tail -n 1)"
+  STARTUP="$(echo "$STARTUP_OUT" | sed -n 's/.*startup_ms_median=\([0-9]*\).*/\1/p') ms (median; ${STARTUP_OUT})"
+fi
+
+RSS_MAX=$(printf '%s\n' "$RSS_SAT" "$RSS_HALF" "$RSS_READ" | sort -n | tail -n 1)
+echo "idle_rss_mb=${IDLE_RSS} startup=${STARTUP}"
+echo "final_tps=${FINAL_TPS} p50_ms=${P50} p99_ms=${P99} read_rps=${READ_RPS} rss_mb=${RSS_MAX}"
