@@ -66,7 +66,9 @@ RSS_READ="$(echo "$READS" | json 'd["rss_mb_max"] or 0')"
 STARTUP="skipped"
 if [ "${BENCH_SKIP_STARTUP:-0}" != 1 ]; then
   echo "== start-up on a store of ${BENCH_BLOCKS:-100000} blocks"
-  STARTUP_OUT="$(cargo bench --locked -p node --bench startup 2>&1 | tee /dev/stderr | tail -n 1)"
+  cargo bench --locked -p node --bench startup > "$DIR/startup.log" 2>&1 || { cat "$DIR/startup.log"; exit 1; }
+  cat "$DIR/startup.log"
+  STARTUP_OUT="$(tail -n 1 "$DIR/startup.log")"
   STARTUP="$(echo "$STARTUP_OUT" | sed -n 's/.*startup_ms_median=\([0-9]*\).*/\1/p') ms (median; ${STARTUP_OUT})"
 fi
 

@@ -170,6 +170,8 @@ fn write_chain(data: &Path, genesis: &Genesis, blocks: u64) {
             println!("  {h} blocks written");
         }
     }
+    // As the node's graceful shutdown does.
+    store.flush().expect("flush");
 }
 
 fn free_addr() -> SocketAddr {

@@ -251,6 +251,26 @@ fn wal_entries_are_per_height_in_order_and_pruned_by_commit() {
 }
 
 #[test]
+fn wal_entries_of_committed_heights_are_dropped_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = Store::open(dir.path(), &cfg()).expect("opens");
+        s.init_genesis(Hash::ZERO, &[]).expect("init");
+        commit(&s, 1, Hash::ZERO, vec![]);
+        // As a crash of a version that pruned differently could leave them: below the head.
+        s.wal_append(Height(1), 0, &1u64).expect("append");
+        s.wal_append(Height(2), 0, &2u64).expect("append");
+    }
+    let s = Store::open(dir.path(), &cfg()).expect("reopens");
+    assert!(s.wal_entries::<u64>(Height(1)).expect("reads").is_empty());
+    assert_eq!(
+        s.wal_entries::<u64>(Height(2)).expect("reads"),
+        vec![(0, 2)],
+        "the height being decided keeps its entries"
+    );
+}
+
+#[test]
 fn emptied_accounts_are_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
