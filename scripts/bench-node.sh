@@ -4,23 +4,25 @@
 #   ./scripts/bench-node.sh
 #
 # 1. starts a one-validator testnet (`testnet up -n 1`) in a scratch folder and reads its idle memory;
-# 2. saturation: `testnet load --rate 0` (pre-signed transfers from many accounts, batch submit)
+# 2. HTTP reads (block by height, account) from BENCH_READ_CLIENTS concurrent clients -> reads/s,
+#    on the blocks of a 5 s warm-up at 1,000 tx/s (tens of transfers per block; the saturated
+#    blocks of step 3 hold up to 20,000, megabytes of JSON each, which no read rate survives);
+# 3. saturation: `testnet load --rate 0` (pre-signed transfers from many accounts, batch submit)
 #    -> final transfers per second;
-# 3. half of that rate for BENCH_HALF_SECS seconds -> submit-to-final p50 / p99;
-# 4. HTTP reads (block by height, account) from BENCH_READ_CLIENTS concurrent clients -> reads/s;
+# 4. half of that rate for BENCH_HALF_SECS seconds -> submit-to-final p50 / p99;
 # 5. start-up time to serving on a store of 100,000 blocks (`cargo bench -p node --bench startup`).
 #
 # Ends with `final_tps=<n> p50_ms=<n> p99_ms=<n> read_rps=<n> rss_mb=<n>` (rss_mb: most resident
 # memory seen under load), after a line with the idle memory and the start-up time.
 # Knobs: BENCH_NO_BUILD=1 (use the release binaries as built), BENCH_SAT_TXS (default 200000), BENCH_HALF_SECS (20), BENCH_READ_SECS (10),
-# BENCH_READ_CLIENTS (16), BENCH_BLOCKS (100000), BENCH_SKIP_STARTUP=1.
+# BENCH_READ_CLIENTS (8), BENCH_BLOCKS (100000), BENCH_SKIP_STARTUP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ledger-target}"
 SAT_TXS="${BENCH_SAT_TXS:-200000}"
 HALF_SECS="${BENCH_HALF_SECS:-20}"
 READ_SECS="${BENCH_READ_SECS:-10}"
-READ_CLIENTS="${BENCH_READ_CLIENTS:-16}"
+READ_CLIENTS="${BENCH_READ_CLIENTS:-8}"
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   ./scripts/deps.sh
@@ -41,6 +43,13 @@ PID="$(echo "$UP" | json 'd["nodes"][0]["pid"]')"
 IDLE_RSS=$(( $(awk '/VmRSS/ {print $2}' "/proc/$PID/status") / 1024 ))
 echo "== idle: ${IDLE_RSS} MB resident"
 
+echo "== warm-up: 1000 tx/s for 5 s, so the reads find blocks of a busy but not saturated chain"
+"$T/testnet" --dir "$DIR" load --rate 1000 --duration 5 --json >/dev/null
+echo "== reads: ${READ_CLIENTS} clients for ${READ_SECS} s"
+READS="$("$T/testnet" --dir "$DIR" load --mode reads --duration "$READ_SECS" --concurrency "$READ_CLIENTS" --json)"
+echo "$READS"
+READ_RPS="$(echo "$READS" | json 'round(d["read_rps"])')"
+RSS_READ="$(echo "$READS" | json 'd["rss_mb_max"] or 0')"
 echo "== saturation: ${SAT_TXS} transfers as fast as they go"
 SAT="$("$T/testnet" --dir "$DIR" load --rate 0 --max-txs "$SAT_TXS" --accounts "$(( SAT_TXS / 500 + 1 ))" --batch 500 --drain-secs 60 --json)"
 echo "$SAT"
@@ -56,11 +65,6 @@ P50="$(echo "$HALF_OUT" | json 'round(d["latency"]["p50_ms"])')"
 P99="$(echo "$HALF_OUT" | json 'round(d["latency"]["p99_ms"])')"
 RSS_HALF="$(echo "$HALF_OUT" | json 'd["rss_mb_max"] or 0')"
 
-echo "== reads: ${READ_CLIENTS} clients for ${READ_SECS} s"
-READS="$("$T/testnet" --dir "$DIR" load --mode reads --duration "$READ_SECS" --concurrency "$READ_CLIENTS" --json)"
-echo "$READS"
-READ_RPS="$(echo "$READS" | json 'round(d["read_rps"])')"
-RSS_READ="$(echo "$READS" | json 'd["rss_mb_max"] or 0')"
 "$T/testnet" --dir "$DIR" down >/dev/null
 
 STARTUP="skipped"

@@ -242,6 +242,7 @@ pub async fn start(
             cfg.api.rate_limit_burst,
         )),
         event_subscribers: Arc::new(Semaphore::new(api::MAX_EVENT_SUBSCRIBERS)),
+        block_json: api::block_json_cache(),
     };
     Ok(RunningNode {
         router: api::router(ctx),

@@ -224,6 +224,29 @@ impl NodeClient {
         format!("{}{}", self.base, path)
     }
 
+    /// `GET path`, checked for a 2xx status; returns the body's length without decoding it (what a
+    /// read benchmark needs: the node did all its work once the whole body has arrived).
+    pub fn get_raw(&self, path: &str) -> Result<usize, ClientError> {
+        let url = self.url(path);
+        let resp = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        let (status, bytes) = read_body(url.clone(), resp)?;
+        check_status(&url, status, &bytes)?;
+        if bytes.is_empty() {
+            return Err(ClientError::Decode {
+                url,
+                reason: "empty body".into(),
+            });
+        }
+        Ok(bytes.len())
+    }
+
     fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
         let resp = self

@@ -67,6 +67,23 @@ pub struct ApiContext {
     pub limits: Arc<ApiConfig>,
     pub rate_limiter: Arc<RateLimiter>,
     pub event_subscribers: Arc<Semaphore>,
+    /// Serialized `BlockResponse`s by height: a committed block never changes, so its JSON is
+    /// built once and served as bytes until evicted.
+    pub block_json: BlockJsonCache,
+}
+
+/// Bytes of block JSON the cache keeps at most.
+pub const BLOCK_JSON_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Committed blocks' JSON by height, bounded by total bytes (moka: concurrent, TinyLFU eviction).
+pub type BlockJsonCache = moka::sync::Cache<u64, axum::body::Bytes>;
+
+/// An empty cache of at most [`BLOCK_JSON_CACHE_BYTES`].
+pub fn block_json_cache() -> BlockJsonCache {
+    moka::sync::Cache::builder()
+        .max_capacity(BLOCK_JSON_CACHE_BYTES)
+        .weigher(|_, v: &axum::body::Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+        .build()
 }
 
 impl ApiContext {

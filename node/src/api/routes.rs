@@ -434,11 +434,23 @@ fn block_response(block: Block, commit: Option<CommitCertificate>) -> BlockRespo
     }
 }
 
-async fn block_at(ctx: &ApiContext, height: Height) -> Result<Json<BlockResponse>, ApiFailure> {
-    match ctx.read(move |s| s.committed_block(height)).await? {
-        Some(cb) => Ok(Json(block_response(cb.block, Some(cb.commit)))),
-        None => Err(ApiFailure::not_found(&format!("block {height}"))),
-    }
+/// The block at `height` as JSON: from the cache, else read, serialized once and cached (a
+/// committed block never changes).
+async fn block_at(ctx: &ApiContext, height: Height) -> Result<Response, ApiFailure> {
+    let json = match ctx.block_json.get(&height.0) {
+        Some(json) => json,
+        None => {
+            let Some(cb) = ctx.read(move |s| s.committed_block(height)).await? else {
+                return Err(ApiFailure::not_found(&format!("block {height}")));
+            };
+            let body = serde_json::to_vec(&block_response(cb.block, Some(cb.commit)))
+                .map_err(|e| ApiFailure::internal("cannot serialize a block", &e))?;
+            let json = Bytes::from(body);
+            ctx.block_json.insert(height.0, json.clone());
+            json
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/blocks/{height}", tag = "blocks",
@@ -451,7 +463,7 @@ async fn block_at(ctx: &ApiContext, height: Height) -> Result<Json<BlockResponse
 pub async fn get_block(
     State(ctx): State<ApiContext>,
     Path(height): Path<String>,
-) -> Result<Json<BlockResponse>, ApiFailure> {
+) -> Result<Response, ApiFailure> {
     let height = parse_height(&height)?;
     block_at(&ctx, height).await
 }
@@ -461,10 +473,14 @@ pub async fn get_block(
         (status = 200, description = "BlockResponse of the head block"),
         (status = 404, description = "not_found: no block committed yet", body = super::openapi::ErrorBody),
     ))]
-pub async fn get_latest_block(
-    State(ctx): State<ApiContext>,
-) -> Result<Json<BlockResponse>, ApiFailure> {
-    let height = ctx.read(|s| s.head_height()).await?;
+pub async fn get_latest_block(State(ctx): State<ApiContext>) -> Result<Response, ApiFailure> {
+    // The head as the driver published it (after its block was durably stored).
+    let height = ctx.head.borrow().height;
+    if height.0 == 0 {
+        return Err(ApiFailure::not_found(
+            "block 0 (nothing is committed yet, so the latest block)",
+        ));
+    }
     block_at(&ctx, height).await
 }
 
@@ -478,7 +494,7 @@ pub async fn get_latest_block(
 pub async fn get_block_by_hash(
     State(ctx): State<ApiContext>,
     Path(hash): Path<String>,
-) -> Result<Json<BlockResponse>, ApiFailure> {
+) -> Result<Response, ApiFailure> {
     let hash = parse_hash(&hash)?;
     match ctx.read(move |s| s.height_of_hash(&hash)).await? {
         Some(h) => block_at(&ctx, h).await,

@@ -67,6 +67,9 @@ async fn one_validator_commits_a_transfer_and_serves_it_back() {
         (status, by_hash["header"]["height"].as_u64()),
         (StatusCode::OK, Some(height))
     );
+    // The second read of a block comes from the JSON cache: the same answer.
+    assert_eq!(by_hash, block);
+    assert_eq!(n.get(&format!("/v1/blocks/{height}")).await.1, block);
 
     let (status, acc) = n.get(&format!("/v1/accounts/{}", bob.address())).await;
     assert_eq!(status, StatusCode::OK);
