@@ -18,24 +18,14 @@
 # BENCH_READ_CLIENTS (8), BENCH_BLOCKS (100000), BENCH_SKIP_STARTUP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ledger-target}"
+source scripts/bench-lib.sh
 SAT_TXS="${BENCH_SAT_TXS:-200000}"
 HALF_SECS="${BENCH_HALF_SECS:-20}"
 READ_SECS="${BENCH_READ_SECS:-10}"
 READ_CLIENTS="${BENCH_READ_CLIENTS:-8}"
 
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-  ./scripts/deps.sh
-  cargo build --release --locked -p node -p testnet --bins
-fi
-T="$CARGO_TARGET_DIR/release"
-DIR="$(mktemp -d /tmp/bench-node.XXXXXX)"
-cleanup() { "$T/testnet" --dir "$DIR" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
-trap cleanup EXIT
+bench_setup bench-node
 
-json() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)"; }
-
-echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 UP="$("$T/testnet" --dir "$DIR" up -n 1 --detach --json --log-level warn)"
 echo "$UP"
 sleep 3
@@ -50,20 +40,7 @@ READS="$("$T/testnet" --dir "$DIR" load --mode reads --duration "$READ_SECS" --c
 echo "$READS"
 READ_RPS="$(echo "$READS" | json 'round(d["read_rps"])')"
 RSS_READ="$(echo "$READS" | json 'd["rss_mb_max"] or 0')"
-echo "== saturation: ${SAT_TXS} transfers as fast as they go"
-SAT="$("$T/testnet" --dir "$DIR" load --rate 0 --max-txs "$SAT_TXS" --accounts "$(( SAT_TXS / 500 + 1 ))" --batch 500 --drain-secs 60 --json)"
-echo "$SAT"
-FINAL_TPS="$(echo "$SAT" | json 'round(d["final_tps"])')"
-RSS_SAT="$(echo "$SAT" | json 'd["rss_mb_max"] or 0')"
-
-HALF=$(( FINAL_TPS / 2 ))
-[ "$HALF" -ge 1 ] || HALF=1
-echo "== half rate: ${HALF} tx/s for ${HALF_SECS} s"
-HALF_OUT="$("$T/testnet" --dir "$DIR" load --rate "$HALF" --duration "$HALF_SECS" --accounts "$(( HALF * HALF_SECS / 500 + 1 ))" --drain-secs 60 --json)"
-echo "$HALF_OUT"
-P50="$(echo "$HALF_OUT" | json 'round(d["latency"]["p50_ms"])')"
-P99="$(echo "$HALF_OUT" | json 'round(d["latency"]["p99_ms"])')"
-RSS_HALF="$(echo "$HALF_OUT" | json 'd["rss_mb_max"] or 0')"
+load_sat_and_half "$SAT_TXS" "$HALF_SECS"
 
 "$T/testnet" --dir "$DIR" down >/dev/null
 

@@ -16,27 +16,16 @@
 # Knobs: BENCH_NO_BUILD=1 (use the release binaries as built), BENCH_SAT_TXS (default 100000), BENCH_HALF_SECS (20), BENCH_VALIDATORS (4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ledger-target}"
+source scripts/bench-lib.sh
 SAT_TXS="${BENCH_SAT_TXS:-100000}"
 HALF_SECS="${BENCH_HALF_SECS:-20}"
 N="${BENCH_VALIDATORS:-4}"
 
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-  ./scripts/deps.sh
-  cargo build --release --locked -p node -p testnet --bins
-fi
-T="$CARGO_TARGET_DIR/release"
-DIR="$(mktemp -d /tmp/bench-testnet.XXXXXX)"
-rmdir "$DIR"
-cleanup() { "$T/testnet" --dir "$DIR" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
-trap cleanup EXIT
-
-json() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)"; }
+bench_setup bench-testnet
 now_ms() { date +%s%3N; }
 status() { curl -fsS "$1/v1/status"; }
 state() { python3 -c "import json; s=json.load(open('$DIR/state.json')); print($1)"; }
 
-echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "== start: testnet up -n $N"
 T0=$(now_ms)
 UP="$("$T/testnet" --dir "$DIR" up -n "$N" --detach --json --log-level warn)"
@@ -44,18 +33,7 @@ UP_MS=$(( $(now_ms) - T0 ))
 echo "$UP"
 FIRST_MS="$(echo "$UP" | json 'd["time_to_first_final_ms"]')"
 
-echo "== saturation: ${SAT_TXS} transfers as fast as they go, to all nodes"
-SAT="$("$T/testnet" --dir "$DIR" load --rate 0 --max-txs "$SAT_TXS" --accounts "$(( SAT_TXS / 500 + 1 ))" --batch 500 --drain-secs 60 --json)"
-echo "$SAT"
-FINAL_TPS="$(echo "$SAT" | json 'round(d["final_tps"])')"
-
-HALF=$(( FINAL_TPS / 2 ))
-[ "$HALF" -ge 1 ] || HALF=1
-echo "== half rate: ${HALF} tx/s for ${HALF_SECS} s"
-HALF_OUT="$("$T/testnet" --dir "$DIR" load --rate "$HALF" --duration "$HALF_SECS" --accounts "$(( HALF * HALF_SECS / 500 + 1 ))" --drain-secs 60 --json)"
-echo "$HALF_OUT"
-P50="$(echo "$HALF_OUT" | json 'round(d["latency"]["p50_ms"])')"
-P99="$(echo "$HALF_OUT" | json 'round(d["latency"]["p99_ms"])')"
+load_sat_and_half "$SAT_TXS" "$HALF_SECS"
 
 echo "== sync: a fresh full node joins"
 API0="$(state "'http://' + s['nodes'][0]['api_addr']")"

@@ -227,6 +227,26 @@ impl NodeClient {
     /// `GET path`, checked for a 2xx status; returns the body's length without decoding it (what a
     /// read benchmark needs: the node did all its work once the whole body has arrived).
     pub fn get_raw(&self, path: &str) -> Result<usize, ClientError> {
+        let (url, bytes) = self.get_ok(path)?;
+        if bytes.is_empty() {
+            return Err(ClientError::Decode {
+                url,
+                reason: "empty body".into(),
+            });
+        }
+        Ok(bytes.len())
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let (url, bytes) = self.get_ok(path)?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET path`: the URL and the body of a 2xx answer.
+    fn get_ok(&self, path: &str) -> Result<(String, Vec<u8>), ClientError> {
         let url = self.url(path);
         let resp = self
             .agent
@@ -238,26 +258,7 @@ impl NodeClient {
             })?;
         let (status, bytes) = read_body(url.clone(), resp)?;
         check_status(&url, status, &bytes)?;
-        if bytes.is_empty() {
-            return Err(ClientError::Decode {
-                url,
-                reason: "empty body".into(),
-            });
-        }
-        Ok(bytes.len())
-    }
-
-    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let url = self.url(path);
-        let resp = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        decode(url, resp)
+        Ok((url, bytes))
     }
 
     fn post_json<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
