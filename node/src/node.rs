@@ -16,7 +16,7 @@ use ledger_core::{Hash, Height, Keypair};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiContext, ChainInfo, RateLimiter};
+use crate::api::{self, ApiContext, ApiParts, ChainInfo, RateLimiter};
 use crate::config::Config;
 use crate::consensus::{Driver, DriverError, DriverParts, Head, head_info};
 use crate::events::{HeadInfo, NodeEvent};
@@ -222,7 +222,7 @@ pub async fn start(
         r
     });
 
-    let ctx = ApiContext {
+    let ctx = ApiContext::from(ApiParts {
         store: store.clone(),
         mempool: mempool.clone(),
         head: head_rx.clone(),
@@ -243,7 +243,7 @@ pub async fn start(
         )),
         event_subscribers: Arc::new(Semaphore::new(api::MAX_EVENT_SUBSCRIBERS)),
         block_json: api::block_json_cache(),
-    };
+    });
     Ok(RunningNode {
         router: api::router(ctx),
         store,

@@ -54,9 +54,27 @@ pub struct ChainInfo {
     pub validator: Option<Address>,
 }
 
-/// What every handler gets: handles and read-mostly shared values only.
+/// What every handler gets: handles and read-mostly shared values only, behind one `Arc` so that
+/// axum's per-request clone of the state is one reference count, not one per field.
 #[derive(Clone, Debug)]
-pub struct ApiContext {
+pub struct ApiContext(Arc<ApiParts>);
+
+impl From<ApiParts> for ApiContext {
+    fn from(parts: ApiParts) -> Self {
+        ApiContext(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for ApiContext {
+    type Target = ApiParts;
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
+/// The fields of an [`ApiContext`].
+#[derive(Debug)]
+pub struct ApiParts {
     pub store: Arc<Store>,
     pub mempool: MempoolHandle,
     pub head: watch::Receiver<HeadInfo>,

@@ -316,10 +316,13 @@ pub async fn get_account(
     Path(address): Path<String>,
 ) -> Result<Json<AccountResponse>, ApiFailure> {
     let address = parse_address(&address)?;
-    let account = ctx
-        .read(move |s| s.account(&address))
-        .await?
-        .unwrap_or_default();
+    // Hot accounts are answered from RocksDB's memory on this worker; a read that would touch a
+    // file goes to the blocking pool.
+    let account = match ctx.store.account_if_cached(&address)? {
+        Some(account) => account,
+        None => ctx.read(move |s| s.account(&address)).await?,
+    }
+    .unwrap_or_default();
     let next_nonce = ctx
         .mempool
         .next_nonce(address)

@@ -43,7 +43,7 @@ use ledger_core::{
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
-    IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    IteratorMode, Options, ReadOptions, ReadTier, WriteBatch, WriteOptions,
 };
 
 pub use tables::Table;
@@ -145,6 +145,8 @@ pub struct BlockCommit<'a> {
 pub struct Store {
     db: DB,
     path: PathBuf,
+    /// Reads that only look at the memtables and the block cache (see [`Store::account_if_cached`]).
+    cache_only: ReadOptions,
     // Kept alive for as long as the DB uses it.
     _cache: Cache,
 }
@@ -211,6 +213,11 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
+            cache_only: {
+                let mut r = ReadOptions::default();
+                r.set_read_tier(ReadTier::BlockCache);
+                r
+            },
             _cache: cache,
         };
         match store.get_meta(tables::META_SCHEMA)? {
@@ -473,6 +480,29 @@ impl Store {
     /// An account's state at the head.
     pub fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
         self.get_decoded(Table::Accounts, &address.0)
+    }
+
+    /// The account, if answering needs no disk I/O: RocksDB looks only at the memtables and the
+    /// block cache and says "incomplete" rather than read a file. `Ok(None)` means "not without
+    /// I/O" (ask [`Store::account`] off the async workers); `Ok(Some(None))` means "no such account".
+    /// This is what lets the API answer hot account reads on its async workers, without a hop to
+    /// the blocking pool and back, while a cold read still never blocks them.
+    pub fn account_if_cached(
+        &self,
+        address: &Address,
+    ) -> Result<Option<Option<Account>>, StoreError> {
+        let t = Table::Accounts;
+        match self
+            .db
+            .get_pinned_cf_opt(self.cf(t), address.0, &self.cache_only)
+        {
+            Ok(None) => Ok(Some(None)),
+            Ok(Some(bytes)) => codec::decode(&bytes)
+                .map(|a| Some(Some(a)))
+                .map_err(|e| StoreError::corrupt(t, &address.0, e)),
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every account at the head, in address order: the input of `State::from_accounts`.

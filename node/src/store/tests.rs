@@ -87,6 +87,38 @@ fn commit(
 }
 
 #[test]
+fn cache_only_account_reads_answer_from_memory_or_say_they_need_io() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genesis = Hash::digest(b"genesis");
+    let sender = Keypair::dev("s", 0).address();
+    let stranger = Keypair::dev("never-funded", 0).address();
+    {
+        let s = Store::open(dir.path(), &cfg()).expect("opens");
+        s.init_genesis(genesis, &[(sender, acct(100, 0))])
+            .expect("init");
+        commit(&s, 1, genesis, vec![transfer(0)]);
+        // Fresh writes sit in the memtable: answered without I/O, present or absent.
+        assert_eq!(
+            s.account_if_cached(&sender).expect("reads"),
+            Some(Some(acct(99, 1)))
+        );
+        assert_eq!(s.account_if_cached(&stranger).expect("reads"), Some(None));
+        // Into a table file, so the reopened store must read it from disk.
+        s.db.flush_cf(s.cf(Table::Accounts)).expect("flush");
+    }
+    let s = Store::open(dir.path(), &cfg()).expect("reopens");
+    // A cold block cache: the cache-only read refuses instead of doing I/O ...
+    assert_eq!(s.account_if_cached(&sender).expect("reads"), None);
+    // ... the full read does it and warms the cache ...
+    assert_eq!(s.account(&sender).expect("reads"), Some(acct(99, 1)));
+    // ... after which memory answers.
+    assert_eq!(
+        s.account_if_cached(&sender).expect("reads"),
+        Some(Some(acct(99, 1)))
+    );
+}
+
+#[test]
 fn commit_then_reopen_reads_everything_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let genesis = Hash::digest(b"genesis");

@@ -90,6 +90,11 @@ fn n1_cli_smoke_every_command() {
     ]);
     let reads: serde_json::Value = serde_json::from_str(out.trim()).expect("load --json is JSON");
     assert!(reads["read_rps"].as_f64().is_some_and(|r| r > 0.0), "{out}");
+    // Both kinds of read were made and every one was answered.
+    for kind in ["blocks", "accounts"] {
+        assert!(reads[kind].as_u64().is_some_and(|n| n > 0), "{out}");
+    }
+    assert_eq!(reads["errors"], serde_json::json!({}), "{out}");
     assert!(
         reads["rss_mb_max"].as_u64().is_some_and(|m| m > 0),
         "a testnet node's URL maps to its process: {out}"

@@ -9,11 +9,12 @@
 //! invariants from [`checker`].
 //!
 //! Environment:
-//! - `SIM_SEEDS=<n>`: sweep seeds `0..n` (default 1000), split over the `sweep_*` tests;
-//! - `SIM_SEED=<s>`: run only seed `s` (every other sweep shard skips).
+//! - `SIM_SEEDS=<n>`: sweep `n` seeds (default 1000) in the `sweep` test, from seed
+//!   `SIM_SEEDS_FROM` (default 0), so a long run can be split or resumed where it was cut short;
+//! - `SIM_SEED=<s>`: sweep only seed `s`.
 //!
 //! A failing seed prints its fault schedule, the violations and the command replaying it:
-//! `SIM_SEED=<s> cargo nextest run --release -p ledger-core sim::`. Keep it in
+//! `SIM_SEED=<s> cargo nextest run --release -p ledger-core sim::sweep`. Keep it in
 //! [`regressions`] once fixed.
 
 mod byzantine;
@@ -24,8 +25,10 @@ mod regressions;
 mod scenario;
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -231,7 +234,7 @@ impl Report {
             s.push_str(&format!("  {v}\n"));
         }
         s.push_str(&format!(
-            "  replay: SIM_SEED={} cargo nextest run --release -p ledger-core sim::\n",
+            "  replay: SIM_SEED={} cargo nextest run --release -p ledger-core sim::sweep\n",
             self.seed
         ));
         s
@@ -478,51 +481,123 @@ fn env_u64(name: &str) -> Option<u64> {
     }
 }
 
-/// Sweep shards: the `sweep_*` tests split the seeds so nextest runs them in parallel.
-const SHARDS: u64 = 8;
 const DEFAULT_SEEDS: u64 = 1000;
 
-/// Runs this shard's seeds and fails with every failing seed's replay command.
-fn sweep(shard: u64) {
-    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
-        Some(s) if s % SHARDS == shard => vec![s],
-        Some(_) => Vec::new(),
-        None => {
-            let n = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
-            (0..n).filter(|s| s % SHARDS == shard).collect()
+/// What a sweep's seeds exercised: seeds and heights per network size, seeds per kind of fault.
+#[derive(Debug, Default)]
+struct FaultMix {
+    by_n: BTreeMap<usize, (u64, u64)>,
+    byzantine: BTreeMap<String, u64>,
+    crashes: u64,
+    partitions: u64,
+    lossy: u64,
+    duplicating: u64,
+    reordering: u64,
+}
+
+impl FaultMix {
+    fn add(&mut self, s: &Scenario, heights: u64) {
+        let e = self.by_n.entry(s.n).or_default();
+        e.0 += 1;
+        e.1 += heights;
+        for (_, v) in &s.byzantine {
+            *self.byzantine.entry(format!("{v:?}")).or_default() += 1;
         }
-    };
-    let started = Instant::now();
-    let mut heights = 0;
-    let mut failures = Vec::new();
-    let mut violations = 0;
-    // Long sweeps report progress, so a run cut short still says how far it got.
-    let progress_every = if seeds.len() > 5_000 {
-        1_000
-    } else {
-        usize::MAX
-    };
-    for (i, seed) in seeds.iter().enumerate() {
-        let report = run(&Scenario::random(*seed));
-        heights += report.heights;
-        violations += report.violations.len();
-        if !report.ok() {
-            eprintln!("{}", report.failure());
-            failures.push(report.failure());
-        }
-        if (i + 1) % progress_every == 0 {
-            println!(
-                "sim progress shard {shard}: seeds={} heights={heights} violations={violations} ({:.0}s)",
-                i + 1,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        let l = &s.links_before_gst;
+        self.crashes += u64::from(!s.crashes.is_empty());
+        self.partitions += u64::from(!s.partitions.is_empty());
+        self.lossy += u64::from(l.loss > 0.0);
+        self.duplicating += u64::from(l.duplicate > 0.0);
+        self.reordering += u64::from(l.reorder > 0.0);
     }
+
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .by_n
+            .iter()
+            .map(|(n, (seeds, h))| format!("n={n} {seeds} seeds/{h} heights"))
+            .collect();
+        parts.push(format!(
+            "seeds with crashes {} partitions {} loss {} duplication {} reordering {}",
+            self.crashes, self.partitions, self.lossy, self.duplicating, self.reordering
+        ));
+        let byz: Vec<String> = self
+            .byzantine
+            .iter()
+            .map(|(v, c)| format!("{v} {c}"))
+            .collect();
+        parts.push(format!("byzantine nodes: {}", byz.join(", ")));
+        parts.join("; ")
+    }
+}
+
+/// `SIM_SEEDS` seeds from `SIM_SEEDS_FROM` (or the one `SIM_SEED`) over mixed fault schedules, on one worker thread per
+/// core (each run is single-threaded and deterministic on its own, so the split changes nothing but
+/// the wall time). Ends with one summary line, `sim seeds=<n> heights=<n> violations=<n>`, and fails
+/// with every failing seed's replay command.
+#[test]
+fn sweep() {
+    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
+        Some(s) => vec![s],
+        None => {
+            let from = env_u64("SIM_SEEDS_FROM").unwrap_or(0);
+            (from..from.saturating_add(env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS))).collect()
+        }
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(seeds.len().max(1));
+    // Long sweeps report progress, so a run cut short still says how far it got.
+    let progress_every = if seeds.len() > 5_000 { 1_000 } else { u64::MAX };
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let heights = AtomicU64::new(0);
+    let violations = AtomicU64::new(0);
+    let mix = Mutex::new(FaultMix::default());
+    let failures = Mutex::new(Vec::<String>::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while let Some(seed) = seeds.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
+                    let scenario = Scenario::random(*seed);
+                    let report = run(&scenario);
+                    heights.fetch_add(report.heights, AtomicOrdering::Relaxed);
+                    violations.fetch_add(report.violations.len() as u64, AtomicOrdering::Relaxed);
+                    if let Ok(mut m) = mix.lock() {
+                        m.add(&scenario, report.heights);
+                    }
+                    if !report.ok() {
+                        eprintln!("{}", report.failure());
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(report.failure());
+                        }
+                    }
+                    let finished = done.fetch_add(1, AtomicOrdering::Relaxed) + 1;
+                    if finished.is_multiple_of(progress_every) {
+                        println!(
+                            "sim progress: seeds={finished} heights={} violations={} ({:.0}s)",
+                            heights.load(AtomicOrdering::Relaxed),
+                            violations.load(AtomicOrdering::Relaxed),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            });
+        }
+    });
     println!(
-        "sim seeds={} heights={heights} violations={violations} (shard {shard}/{SHARDS}, {:.1}s)",
+        "sim seeds={} heights={} violations={} ({workers} threads, {:.1}s)",
         seeds.len(),
+        heights.into_inner(),
+        violations.into_inner(),
         started.elapsed().as_secs_f64()
     );
+    println!(
+        "sim fault mix: {}",
+        mix.into_inner().unwrap_or_default().describe()
+    );
+    let failures = failures.into_inner().unwrap_or_default();
     assert!(
         failures.is_empty(),
         "{} failing seeds:\n{}",
@@ -530,28 +605,6 @@ fn sweep(shard: u64) {
         failures.join("\n")
     );
 }
-
-macro_rules! sweep_tests {
-    ($($name:ident = $shard:expr),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                sweep($shard);
-            }
-        )*
-    };
-}
-
-sweep_tests!(
-    sweep_0 = 0,
-    sweep_1 = 1,
-    sweep_2 = 2,
-    sweep_3 = 3,
-    sweep_4 = 4,
-    sweep_5 = 5,
-    sweep_6 = 6,
-    sweep_7 = 7,
-);
 
 // -------------------------------------------------------------------------------------------------
 // Scenarios with names
