@@ -71,6 +71,130 @@ fn real_process_commits_transfers_and_serves_them() {
     assert!(st["height"].as_u64().expect("height") >= report["height"].as_u64().expect("height"));
 }
 
+/// The `wallet` binary of this workspace, next to `ledger-node` (the test command builds the
+/// whole workspace before it runs tests).
+fn wallet_bin() -> std::path::PathBuf {
+    let node = std::path::Path::new(env!("CARGO_BIN_EXE_ledger-node"));
+    let wallet = node.with_file_name("wallet");
+    assert!(
+        wallet.exists(),
+        "{} is missing: build the workspace first (cargo build --release --workspace)",
+        wallet.display()
+    );
+    wallet
+}
+
+/// Runs the real wallet against `url` with a scratch home; returns (exit code, stdout, stderr).
+fn wallet(home: &std::path::Path, url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(wallet_bin())
+        .arg("--node")
+        .arg(url)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("LEDGER_NODE")
+        .env_remove("WALLET_HOME")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wallet");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Real processes end to end: the wallet signs and submits transfers to a real node, follows them
+/// to finality, and what it reports is what the node serves over HTTP; a transfer the node refuses
+/// comes back as the typed reason in plain words.
+#[test]
+fn wallet_transfers_to_a_real_node_become_final_and_read_back_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = tempfile::tempdir().expect("home");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let p = Process::start(dir.path(), &gpath, &kpath, free_addr());
+    let url = p.url("");
+    let url = url.trim_end_matches('/');
+    let to = account(1).address().to_string();
+    let (_, before) = p.get(&format!("/v1/accounts/{to}"));
+    let before = before["balance"].as_u64().expect("balance");
+
+    let mut finals = Vec::new();
+    for amount in [1_000u64, 2_000, 3_000] {
+        let (code, out, err) = wallet(
+            home.path(),
+            url,
+            &[
+                "--json",
+                "transfer",
+                "--dev",
+                "0",
+                "--to",
+                &to,
+                "--amount",
+                &amount.to_string(),
+                "--fee",
+                "2",
+                "--wait",
+            ],
+        );
+        assert_eq!(code, 0, "stdout {out} stderr {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(v["status"], "final", "{v}");
+        finals.push(v);
+    }
+    for (i, v) in finals.iter().enumerate() {
+        let hash = v["hash"].as_str().expect("hash");
+        let (status, tx) = p.get(&format!("/v1/transactions/{hash}"));
+        assert_eq!(status, 200, "{tx}");
+        assert_eq!(tx["status"], "final", "{tx}");
+        assert_eq!(
+            tx["height"], v["height"],
+            "the wallet reports the node's height"
+        );
+        assert_eq!(
+            v["nonce"], i as u64,
+            "nonces are taken from the node in order"
+        );
+        let (_, block) = p.get(&format!("/v1/blocks/{}", v["height"]));
+        assert!(
+            block["txs"]
+                .as_array()
+                .expect("txs")
+                .iter()
+                .any(|t| t["hash"] == json!(hash)),
+            "{block}"
+        );
+    }
+    let (_, after) = p.get(&format!("/v1/accounts/{to}"));
+    assert_eq!(after["balance"].as_u64(), Some(before + 6_000));
+    let (code, out, _) = wallet(home.path(), url, &["--json", "balance", &to]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["balance"], after["balance"]);
+    let hash = finals[0]["hash"].as_str().expect("hash");
+    let (code, out, _) = wallet(home.path(), url, &["tx", hash]);
+    assert_eq!(code, 0);
+    assert!(out.contains("final"), "{out}");
+
+    // More than the account holds: refused by the node, reason in plain words, exit 1.
+    let (code, out, err) = wallet(
+        home.path(),
+        url,
+        &[
+            "transfer",
+            "--dev",
+            "2",
+            "--to",
+            &to,
+            "--amount",
+            &(ledger_core::genesis::DEV_ACCOUNT_BALANCE + 1).to_string(),
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 1, "stdout {out} stderr {err}");
+    assert!(err.contains("insufficient funds: have"), "{err}");
+}
+
 #[test]
 fn bad_config_values_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
