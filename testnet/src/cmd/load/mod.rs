@@ -61,8 +61,8 @@ pub struct LoadArgs {
     pub url: Vec<String>,
     #[arg(long, value_enum, default_value_t = Mode::Transfers)]
     pub mode: Mode,
-    /// Sender (or reader) threads, so at most this many requests are in flight. Default: 2 per target
-    /// node for transfers (at least 4), 8 for reads.
+    /// Sender threads (transfers) or keep-alive connections (reads), so at most this many requests
+    /// are in flight. Default: 2 per target node for transfers (at least 4), 8 for reads.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: Option<u64>,
     /// With --rate 0: how many transfers to pre-sign.
