@@ -20,6 +20,9 @@ pub enum DecodeError {
     Malformed(String),
     #[error("non-canonical encoding")]
     NonCanonical,
+    /// A block (in a proposal, a log entry, ...) whose body is not the one its header commits to.
+    #[error("block body does not match its header: {0}")]
+    BlockBody(crate::block::BodyError),
 }
 
 /// Encodes `value` canonically.
@@ -34,7 +37,15 @@ pub fn encode<T: BorshSerialize + ?Sized>(value: &T) -> Vec<u8> {
 
 /// Decodes exactly one canonically encoded value from `bytes`.
 pub fn decode<T: BorshDeserialize + BorshSerialize>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let value: T = borsh::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let value: T = borsh::from_slice(bytes).map_err(|e| {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::block::BodyError>())
+        {
+            Some(body) => DecodeError::BlockBody(body.clone()),
+            None => DecodeError::Malformed(e.to_string()),
+        }
+    })?;
     if encode(&value) != bytes {
         return Err(DecodeError::NonCanonical);
     }

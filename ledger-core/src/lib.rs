@@ -18,6 +18,7 @@ pub mod block;
 pub mod codec;
 pub mod consensus;
 pub mod crypto;
+pub mod engine;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
@@ -30,7 +31,7 @@ pub mod validation;
 pub mod validator;
 pub mod vote;
 
-pub use block::{Block, BlockHeader, CommittedBlock, SealedBlock};
+pub use block::{Block, BlockHeader, BodyError, CommittedBlock, SealedBlock};
 pub use crypto::{Keypair, PublicKey, Signature};
 pub use hash::Hash;
 pub use params::ConsensusParams;

@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use crate::block::{Block, BlockHeader, CommittedBlock, SealedBlock};
+use crate::block::{Block, BlockHeader, BodyError, CommittedBlock, SealedBlock};
 use crate::codec;
 use crate::crypto::Domain;
 use crate::genesis::Genesis;
@@ -50,8 +50,6 @@ pub enum BlockError {
     },
     #[error("proposer {proposer} is not a validator")]
     UnknownProposer { proposer: Address },
-    #[error("header says {header} transactions, the block has {got}")]
-    TxCountMismatch { header: u32, got: usize },
     #[error("block has {got} transactions, the limit is {max}")]
     TooManyTxs { max: u32, got: usize },
     #[error("block is {got} bytes, the limit is {max}")]
@@ -62,20 +60,20 @@ pub enum BlockError {
     UnexpectedLastCommit,
     #[error("previous block's commit certificate is invalid: {0}")]
     BadLastCommit(#[source] VoteError),
-    #[error("header's last_commit_hash is {got}, the certificate hashes to {expected}")]
-    LastCommitHashMismatch { expected: Hash, got: Hash },
     #[error("transaction {index} is invalid: {error}")]
     InvalidTx { index: usize, error: TxError },
     #[error("transaction {index} ({hash}) appears earlier in the block")]
     DuplicateTx { index: usize, hash: Hash },
-    #[error("transaction root mismatch: computed {expected}, header has {got}")]
-    TxRootMismatch { expected: Hash, got: Hash },
     #[error("state root mismatch: computed {expected}, header has {got}")]
     StateRootMismatch { expected: Hash, got: Hash },
     #[error("block's own commit certificate is invalid: {0}")]
     BadCommit(#[source] VoteError),
     #[error("cannot commit the block: {0}")]
     Commit(#[source] StateError),
+    /// Only from [`replay_block`], which seals the block it is given; every other entry point
+    /// takes a [`SealedBlock`], whose body matches its header by construction.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 /// The chain's fixed facts every block is checked against (all from genesis).
@@ -236,7 +234,8 @@ pub fn build_block<'t>(
     header.tx_count = block.txs.len() as u32;
     header.state_root = state_root;
     block.header = header;
-    let block = block.seal();
+    // The header was made from this body.
+    let block = SealedBlock::from_checked(block, hashes);
     let executed = ExecutedBlock {
         height,
         block_hash: block.hash(),
@@ -330,7 +329,7 @@ fn first_bad_signature(
         .min()
 }
 
-/// The transaction root check, then execution of `txs` (stateless checks passed, signatures
+/// Execution of `txs` (stateless checks passed, signatures
 /// checked elsewhere) on `state` and the state root check.
 fn execute(
     state: &mut State,
@@ -338,20 +337,15 @@ fn execute(
     block: &SealedBlock,
 ) -> Result<ExecutedBlock, BlockError> {
     let header = block.header();
-    let hashes: Vec<Hash> = txs.iter().map(VerifiedTransaction::hash).collect();
-    let tx_root = merkle::merkle_root(&hashes);
-    if tx_root != header.tx_root {
-        return Err(BlockError::TxRootMismatch {
-            expected: tx_root,
-            got: header.tx_root,
-        });
-    }
+    // The transaction root matches: the block is sealed (see `Block::seal`).
+    let hashes = block.tx_hashes();
+    debug_assert!(hashes.iter().zip(txs).all(|(h, tx)| *h == tx.hash()));
     let mut overlay = StateOverlay::new(state);
     let mut receipts = Vec::with_capacity(txs.len());
     let mut total_fees = Amount(0);
     for (index, tx) in txs.iter().enumerate() {
         if let Err(error) = overlay.apply_tx(tx, &header.proposer) {
-            return Err(stateful_error(&hashes, index, error));
+            return Err(stateful_error(hashes, index, error));
         }
         // Cannot overflow: fees are part of the fixed supply, which fits in a u64.
         total_fees = Amount(total_fees.0.saturating_add(tx.tx().fee.0));
@@ -392,7 +386,7 @@ pub fn replay_block(
     state: &mut State,
     committed: &CommittedBlock,
 ) -> Result<ExecutedBlock, BlockError> {
-    let block = committed.block.clone().seal();
+    let block = committed.block.clone().seal()?;
     committed
         .commit
         .verify(
@@ -455,12 +449,6 @@ fn check_header(
             proposer: header.proposer,
         });
     }
-    if header.tx_count as usize != block.txs.len() {
-        return Err(BlockError::TxCountMismatch {
-            header: header.tx_count,
-            got: block.txs.len(),
-        });
-    }
     if block.txs.len() > chain.params.max_block_txs as usize {
         return Err(BlockError::TooManyTxs {
             max: chain.params.max_block_txs,
@@ -474,13 +462,8 @@ fn check_header(
             got: bytes,
         });
     }
-    let last_commit_hash = check_last_commit(chain, parent, block.last_commit.as_ref())?;
-    if header.last_commit_hash != last_commit_hash {
-        return Err(BlockError::LastCommitHashMismatch {
-            expected: last_commit_hash,
-            got: header.last_commit_hash,
-        });
-    }
+    // The header's `last_commit_hash` is the carried certificate's: the block is sealed.
+    check_last_commit(chain, parent, block.last_commit.as_ref())?;
     Ok(())
 }
 
@@ -607,21 +590,29 @@ mod tests {
         )
     }
 
-    /// The block with `edit` applied to it, resealed.
+    /// The block with `edit` applied to it, resealed (the edit must keep the body matching).
     fn edited(block: &SealedBlock, edit: impl FnOnce(&mut Block)) -> SealedBlock {
+        try_edited(block, edit).expect("the edit keeps the body matching the header")
+    }
+
+    fn try_edited(
+        block: &SealedBlock,
+        edit: impl FnOnce(&mut Block),
+    ) -> Result<SealedBlock, BodyError> {
         let mut b = block.block().clone();
         edit(&mut b);
         b.seal()
     }
 
-    /// [`edited`], then with the header's transaction root and count made to match the
-    /// transactions, so the block gets past those checks to the one under test.
-    fn edited_txs(block: &SealedBlock, edit: impl FnOnce(&mut Block)) -> SealedBlock {
+    /// [`edited`] with a body edit, then with the header's transaction root, count and previous
+    /// commit hash made to match the body, so the block gets past sealing to the check under test.
+    fn edited_body(block: &SealedBlock, edit: impl FnOnce(&mut Block)) -> SealedBlock {
         edited(block, |b| {
             edit(b);
             let hashes: Vec<Hash> = b.txs.iter().map(SignedTransaction::hash).collect();
             b.header.tx_root = merkle::merkle_root(&hashes);
             b.header.tx_count = b.txs.len() as u32;
+            b.header.last_commit_hash = b.last_commit.as_ref().map_or(Hash::ZERO, |c| c.hash());
         })
     }
 
@@ -721,7 +712,9 @@ mod tests {
             build_block(ctx, &c.parent, &mut c.state, &txs, proposer(), now, None).expect("builds");
         assert_eq!(built.block.block().txs.len(), 3);
         params.max_block_txs = 100;
-        let empty = encoded_len(&edited(&built.block, |b| b.txs.clear()).into_block());
+        let mut empty = built.block.block().clone();
+        empty.txs.clear();
+        let empty = encoded_len(&empty);
         params.max_block_bytes = empty + 2 * txs[0].encoded_len() as u64;
         let ctx = ChainContext {
             params: &params,
@@ -861,24 +854,6 @@ mod tests {
                 },
             ),
             (
-                edited(b, |b| b.header.tx_count = 1),
-                BlockError::TxCountMismatch { header: 1, got: 0 },
-            ),
-            (
-                edited(b, |b| b.header.last_commit_hash = Hash::digest(b"x")),
-                BlockError::LastCommitHashMismatch {
-                    expected: Hash::ZERO,
-                    got: Hash::digest(b"x"),
-                },
-            ),
-            (
-                edited(b, |b| b.header.tx_root = Hash::digest(b"x")),
-                BlockError::TxRootMismatch {
-                    expected: Hash::ZERO,
-                    got: Hash::digest(b"x"),
-                },
-            ),
-            (
                 edited(b, |b| b.header.state_root = Hash::digest(b"x")),
                 BlockError::StateRootMismatch {
                     expected: b.header().state_root,
@@ -900,23 +875,89 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_is_not_the_headers_does_not_seal() {
+        let mut c = chain();
+        let id = c.genesis.chain_id().clone();
+        let txs = [verified(&c, tx(&id, 0, 1, 10, 0))];
+        let built = build(&mut c, &txs, None);
+        let b = &built.block;
+        let cases: Vec<(Result<SealedBlock, BodyError>, BodyError)> = vec![
+            (
+                try_edited(b, |b| b.header.tx_count = 2),
+                BodyError::TxCountMismatch { header: 2, got: 1 },
+            ),
+            (
+                try_edited(b, |b| b.header.last_commit_hash = Hash::digest(b"x")),
+                BodyError::LastCommitHashMismatch {
+                    expected: Hash::ZERO,
+                    got: Hash::digest(b"x"),
+                },
+            ),
+            (
+                try_edited(b, |b| b.header.tx_root = Hash::digest(b"x")),
+                BodyError::TxRootMismatch {
+                    expected: b.header().tx_root,
+                    got: Hash::digest(b"x"),
+                },
+            ),
+            (
+                try_edited(b, |b| b.txs[0] = tx(&id, 0, 1, 11, 0)),
+                BodyError::TxRootMismatch {
+                    expected: merkle::merkle_root(&[tx(&id, 0, 1, 11, 0).hash()]),
+                    got: b.header().tx_root,
+                },
+            ),
+            (
+                try_edited(b, |b| b.txs[0].signature.0[3] ^= 1),
+                BodyError::TxRootMismatch {
+                    expected: merkle::merkle_root(&[edited_body(b, |b| {
+                        b.txs[0].signature.0[3] ^= 1
+                    })
+                    .block()
+                    .txs[0]
+                        .hash()]),
+                    got: b.header().tx_root,
+                },
+            ),
+        ];
+        for (sealed, expected) in cases {
+            assert_eq!(sealed, Err(expected));
+        }
+        // Replay takes an unsealed block and reports the mismatch as a block error.
+        let mut swapped = b.block().clone();
+        swapped.txs.clear();
+        let committed = CommittedBlock {
+            block: swapped,
+            commit: certificate(&c, b, 3),
+        };
+        let ctx = c.genesis.chain_context();
+        assert_eq!(
+            replay_block(ctx, &c.parent, &mut c.state, &committed),
+            Err(BlockError::Body(BodyError::TxCountMismatch {
+                header: 1,
+                got: 0
+            }))
+        );
+    }
+
+    #[test]
     fn last_commit_errors() {
         let mut c = chain();
         let b1 = build(&mut c, &[], None);
         let cert1 = certificate(&c, &b1.block, 3);
-        let unexpected = edited(&b1.block, |b| b.last_commit = Some(cert1.clone()));
+        let unexpected = edited_body(&b1.block, |b| b.last_commit = Some(cert1.clone()));
         assert_eq!(
             validate(&mut c, &unexpected),
             Err(BlockError::UnexpectedLastCommit)
         );
         let cert = advance(&mut c, &b1);
         let b2 = build(&mut c, &[], Some(cert.clone()));
-        let missing = edited(&b2.block, |b| b.last_commit = None);
+        let missing = edited_body(&b2.block, |b| b.last_commit = None);
         assert_eq!(
             validate(&mut c, &missing),
             Err(BlockError::MissingLastCommit { height: Height(2) })
         );
-        let forged = edited(&b2.block, |b| {
+        let forged = edited_body(&b2.block, |b| {
             if let Some(cert) = &mut b.last_commit {
                 cert.signatures[0].signature.0[0] ^= 1;
             }
@@ -926,16 +967,17 @@ mod tests {
             Err(BlockError::BadLastCommit(VoteError::BadSignature { .. }))
         ));
         let other_cert = certificate(&c, &b2.block, 4);
-        let swapped = edited(&b2.block, |b| b.last_commit = Some(other_cert));
+        let swapped = edited_body(&b2.block, |b| b.last_commit = Some(other_cert));
         assert!(matches!(
             validate(&mut c, &swapped),
             Err(BlockError::BadLastCommit(VoteError::WrongHeight { .. }))
         ));
         let four = certificate(&c, &b1.block, 4);
-        let rehash = edited(&b2.block, |b| b.last_commit = Some(four.clone()));
+        // Another valid certificate of block 1 under block 2's header is a different body.
+        let rehash = try_edited(&b2.block, |b| b.last_commit = Some(four.clone()));
         assert_eq!(
-            validate(&mut c, &rehash),
-            Err(BlockError::LastCommitHashMismatch {
+            rehash,
+            Err(BodyError::LastCommitHashMismatch {
                 expected: four.hash(),
                 got: cert.hash()
             })
@@ -953,7 +995,7 @@ mod tests {
         let built = build(&mut c, &good, None);
         let b = &built.block;
         // A bad signature at index 1.
-        let bad_sig = edited(b, |b| b.txs[1].signature.0[3] ^= 1);
+        let bad_sig = edited_body(b, |b| b.txs[1].signature.0[3] ^= 1);
         assert_eq!(
             validate(&mut c, &bad_sig),
             Err(BlockError::InvalidTx {
@@ -963,7 +1005,7 @@ mod tests {
         );
         // Stateful: the same sender's nonce reused at index 1.
         let replay = tx(&id, 0, 3, 10, 0);
-        let stale = edited_txs(b, |b| b.txs[1] = replay.clone());
+        let stale = edited_body(b, |b| b.txs[1] = replay.clone());
         assert_eq!(
             validate(&mut c, &stale),
             Err(BlockError::InvalidTx {
@@ -975,7 +1017,7 @@ mod tests {
             })
         );
         // The same transaction twice.
-        let dup = edited_txs(b, |b| b.txs[1] = b.txs[0].clone());
+        let dup = edited_body(b, |b| b.txs[1] = b.txs[0].clone());
         assert_eq!(
             validate(&mut c, &dup),
             Err(BlockError::DuplicateTx {
@@ -985,7 +1027,7 @@ mod tests {
         );
         // A transaction of another chain (stateless).
         let other = ChainId::new("other").expect("valid");
-        let foreign = edited(b, |b| b.txs[0] = tx(&other, 0, 1, 10, 0));
+        let foreign = edited_body(b, |b| b.txs[0] = tx(&other, 0, 1, 10, 0));
         assert!(matches!(
             validate(&mut c, &foreign),
             Err(BlockError::InvalidTx {
@@ -1001,13 +1043,14 @@ mod tests {
         let id = c.genesis.chain_id().clone();
         let good = [verified(&c, tx(&id, 0, 1, 10, 0))];
         let built = build(&mut c, &good, None);
-        let bad_sig = edited(&built.block, |b| b.txs[0].signature.0[3] ^= 1);
+        let bad_sig = edited_body(&built.block, |b| b.txs[0].signature.0[3] ^= 1);
         let h = bad_sig.block().txs[0].hash();
         let ctx = c.genesis.chain_context();
         let claimed = |x: &Hash| *x == h;
-        // The claim is trusted (the block still fails, on its tx root, which commits to the hash).
+        // The claim is trusted: a transaction hash covers its signature, so a caller can only
+        // claim it for the exact signature it verified.
         let e = validate_block(ctx, &c.parent, &mut c.state, &bad_sig, None, &claimed);
-        assert!(matches!(e, Err(BlockError::TxRootMismatch { .. })), "{e:?}");
+        assert!(e.is_ok(), "{e:?}");
         let e = validate_block(ctx, &c.parent, &mut c.state, &bad_sig, None, &none_verified);
         assert_eq!(
             e,

@@ -70,6 +70,12 @@ impl ValidatorSet {
         &self.validators
     }
 
+    /// The set's identity: the hash of its canonical encoding. A message verified against a set
+    /// (see `consensus::VerifiedMessage`) is trusted only by a machine whose set has this id.
+    pub fn id(&self) -> crate::hash::Hash {
+        crate::hash::Hash::digest(&crate::codec::encode(self))
+    }
+
     pub fn len(&self) -> usize {
         self.validators.len()
     }

@@ -31,10 +31,9 @@ pub enum NetOutbound {
 /// What the network hands the node.
 #[derive(Debug, Clone)]
 pub enum NetInbound {
-    /// A proposal or vote from a peer; the consensus machine checks its signature.
-    Consensus(ConsensusMessage),
-    /// A proposal or vote whose signature the network's gossip validation already checked with
-    /// `ConsensusMachine::verify_message` (so it is not checked twice).
+    /// A proposal or vote whose signature the network's gossip validation checked against the
+    /// validator set (`ConsensusMessage::verified`), so the machine does not check it again; a
+    /// proposal's block body matches its header (it decoded as a `SealedBlock`).
     VerifiedConsensus(VerifiedMessage),
     /// Transactions gossiped by peers: verified and admitted to the mempool (not re-gossiped).
     Transactions(Vec<SignedTransaction>),

@@ -130,7 +130,10 @@ fn load_chain(cfg: &Config, genesis: &Genesis) -> Result<(Store, State, Head), N
         let cb = store
             .committed_block(height)?
             .ok_or_else(|| NodeError::Corrupt(format!("head block {height} is missing")))?;
-        let sealed = cb.block.seal();
+        let sealed = cb
+            .block
+            .seal()
+            .map_err(|e| NodeError::Corrupt(format!("head block {height}: {e}")))?;
         let root = sealed.header().state_root;
         let head = Head {
             parent: ParentBlock::of(&sealed),
@@ -213,8 +216,9 @@ pub async fn start(
     // Restoring reads the WAL: a blocking call.
     let driver = tokio::task::spawn_blocking(move || Driver::new(parts)).await??;
     let (stopped_tx, driver_stopped) = watch::channel(false);
+    let driver = driver.spawn();
     let driver = tokio::spawn(async move {
-        let r = driver.run().await;
+        let r = driver.await.map_err(DriverError::from).and_then(|r| r);
         if let Err(e) = &r {
             tracing::error!(error = %e, "consensus driver failed; the node stops");
         }

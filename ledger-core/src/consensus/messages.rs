@@ -10,7 +10,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::block::Block;
+use crate::block::SealedBlock;
 use crate::codec;
 use crate::crypto::{self, Domain, Keypair, Signature};
 use crate::hash::Hash;
@@ -29,7 +29,7 @@ pub struct Proposal {
     /// Who proposes: must be the proposer of (`height`, `round`). Not necessarily the block's
     /// `header.proposer`, which is whoever built the block (a re-proposed valid value keeps it).
     pub proposer: Address,
-    pub block: Block,
+    pub block: SealedBlock,
 }
 
 /// What a proposer's signature covers (domain [`Domain::Proposal`]): the proposal with the block
@@ -205,6 +205,18 @@ impl ConsensusMessage {
         }
     }
 
+    /// [`ConsensusMessage::verify`], keeping the proof that it passed: the machine does not check a
+    /// [`VerifiedMessage`] again while its validator set is `validators`. For gossip validation,
+    /// which checks every message before it is relayed.
+    pub fn verified(
+        self,
+        chain_id: &ChainId,
+        validators: &ValidatorSet,
+    ) -> Result<VerifiedMessage, MessageError> {
+        self.verify(chain_id, validators)?;
+        Ok(VerifiedMessage::new(self, validators.id()))
+    }
+
     /// Checks the signer is in `validators` and the signature is valid.
     pub fn verify(
         &self,
@@ -218,22 +230,19 @@ impl ConsensusMessage {
     }
 }
 
-/// A message whose signature was checked against the validator set of `set_height` (by
-/// [`super::ConsensusMachine::verify_message`]). The machine does not check it again when it is
-/// for that height; otherwise (a message buffered for the next height) it re-checks it against
-/// the right set. Only verification creates one.
+/// A message whose signature was checked against the validator set with id `set_id` (by
+/// [`ConsensusMessage::verified`] or [`super::ConsensusMachine::verify_message`]). The machine does
+/// not check it again while its own set has that id; otherwise it checks it against its set. Only
+/// verification creates one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedMessage {
     message: ConsensusMessage,
-    set_height: Height,
+    set_id: Hash,
 }
 
 impl VerifiedMessage {
-    pub(crate) fn new(message: ConsensusMessage, set_height: Height) -> VerifiedMessage {
-        VerifiedMessage {
-            message,
-            set_height,
-        }
+    pub(crate) fn new(message: ConsensusMessage, set_id: Hash) -> VerifiedMessage {
+        VerifiedMessage { message, set_id }
     }
 
     pub fn message(&self) -> &ConsensusMessage {
@@ -244,8 +253,8 @@ impl VerifiedMessage {
         self.message
     }
 
-    /// The height whose validator set checked the signature.
-    pub fn set_height(&self) -> Height {
-        self.set_height
+    /// The id ([`ValidatorSet::id`]) of the set that checked the signature.
+    pub fn set_id(&self) -> Hash {
+        self.set_id
     }
 }

@@ -57,7 +57,7 @@ mod state_machine;
 mod vote_keeper;
 pub mod wal;
 
-use crate::block::Block;
+use crate::block::SealedBlock;
 use crate::crypto::Keypair;
 use crate::hash::Hash;
 use crate::params::ConsensusParams;
@@ -135,7 +135,7 @@ pub enum Input {
         kind: TimeoutKind,
     },
     /// The answer to [`Output::BuildBlock`].
-    BlockBuilt(Block),
+    BlockBuilt(SealedBlock),
     /// The answer to [`Output::ValidateBlock`].
     BlockValidated { block_hash: Hash, valid: bool },
     /// Periodic; re-broadcasts own messages when stuck (see the module docs).
@@ -167,10 +167,10 @@ pub enum Output {
     },
     /// Validate `block` (the paper's `valid(v)`) and answer [`Input::BlockValidated`]. Asked once
     /// per block hash per height.
-    ValidateBlock { height: Height, block: Block },
+    ValidateBlock { height: Height, block: SealedBlock },
     /// `block` is decided (L49-50) with `certificate`; commit both, then start the next height.
     Decide {
-        block: Block,
+        block: SealedBlock,
         certificate: CommitCertificate,
     },
     /// A validator equivocated.

@@ -18,7 +18,7 @@ use super::{
     ConsensusConfig, Evidence, Input, MAX_FUTURE_ROUNDS, MAX_PAST_ROUNDS, MAX_PROPOSALS_PER_ROUND,
     NEXT_HEIGHT_MSGS_PER_VALIDATOR, Output, Snapshot, Step, TimeoutKind, timeout_ms,
 };
-use crate::block::Block;
+use crate::block::SealedBlock;
 use crate::hash::Hash;
 use crate::types::{Address, Height, Round, TimestampMs};
 use crate::validator::ValidatorSet;
@@ -47,7 +47,7 @@ struct StoredProposal {
 #[derive(Debug, Clone)]
 struct ValidValue {
     round: Round,
-    block: Block,
+    block: SealedBlock,
     hash: Hash,
 }
 
@@ -72,6 +72,8 @@ pub struct ConsensusMachine {
     /// `step_p`.
     step: Step,
     validators: Option<ValidatorSet>,
+    /// `validators`' id: a [`VerifiedMessage`] checked against it is not checked again.
+    set_id: Hash,
     schedule: Option<ProposerSchedule>,
     /// Our index in `validators`, if we vote at this height.
     my_index: Option<usize>,
@@ -114,6 +116,7 @@ impl ConsensusMachine {
             round: Round(0),
             step: Step::NewHeight,
             validators: None,
+            set_id: Hash::ZERO,
             schedule: None,
             my_index: None,
             locked: None,
@@ -158,7 +161,7 @@ impl ConsensusMachine {
             Input::Proposal(p) => self.on_message(ConsensusMessage::Proposal(p), false, &mut out),
             Input::Vote(v) => self.on_message(ConsensusMessage::Vote(v), false, &mut out),
             Input::Verified(m) => {
-                let trusted = self.started && m.set_height() == self.height;
+                let trusted = self.started && m.set_id() == self.set_id;
                 self.on_message(m.into_message(), trusted, &mut out)
             }
             Input::TimeoutElapsed {
@@ -217,7 +220,7 @@ impl ConsensusMachine {
             }
         }
         message.verify(&self.config.chain_id, validators)?;
-        Ok(VerifiedMessage::new(message, self.height))
+        Ok(VerifiedMessage::new(message, self.set_id))
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -268,6 +271,7 @@ impl ConsensusMachine {
         let same_set = self.validators.as_ref() == Some(&validators);
         if !same_set {
             self.schedule = Some(ProposerSchedule::new(&validators));
+            self.set_id = validators.id();
         }
         self.my_index = self.me.and_then(|a| validators.index_of(&a));
         self.max_round_seen = vec![None; validators.len()];
@@ -465,7 +469,7 @@ impl ConsensusMachine {
                 return;
             }
         }
-        let header = &p.proposal.block.header;
+        let header = p.proposal.block.header();
         let wrong_block = header.height != self.height || header.chain_id != self.config.chain_id;
         if let Entry::Vacant(e) = self.validity.entry(hash) {
             if wrong_block {
@@ -538,10 +542,10 @@ impl ConsensusMachine {
     }
 
     /// L18-19 completed: the driver's `getValue()` answered.
-    fn on_block_built(&mut self, block: Block, out: &mut Vec<Output>) {
+    fn on_block_built(&mut self, block: SealedBlock, out: &mut Vec<Output>) {
         if self.step != Step::Propose
             || self.awaiting_block != Some(self.round)
-            || block.header.height != self.height
+            || block.height() != self.height
         {
             return;
         }
@@ -659,7 +663,7 @@ impl ConsensusMachine {
     }
 
     /// Signs, logs and broadcasts our proposal of `block` for the current round (L19).
-    fn propose(&mut self, pol_round: Option<Round>, block: Block, out: &mut Vec<Output>) {
+    fn propose(&mut self, pol_round: Option<Round>, block: SealedBlock, out: &mut Vec<Output>) {
         let (Some(key), Some(me)) = (&self.config.key, self.me) else {
             return;
         };
@@ -809,7 +813,7 @@ impl ConsensusMachine {
     /// L49-54: upon <PROPOSAL, h_p, r, v, *> from proposer(h_p, r) and 2f+1 <PRECOMMIT, h_p, r, id(v)>
     /// while decision_p[h_p] = nil: if valid(v), decide v. Any round r, not only the current one.
     fn try_decide(&mut self, out: &mut Vec<Output>) -> bool {
-        let mut decided: Option<(Round, Hash, Block)> = None;
+        let mut decided: Option<(Round, Hash, SealedBlock)> = None;
         'search: for (round, list) in &self.proposals {
             for sp in list {
                 let power = self
@@ -891,7 +895,7 @@ impl ConsensusMachine {
             return false;
         };
         let hash = sp.hash;
-        let timestamp = sp.signed.proposal.block.header.timestamp_ms;
+        let timestamp = sp.signed.proposal.block.header().timestamp_ms;
         let pol_round = sp.signed.proposal.pol_round;
         if let Some(vr) = pol_round {
             // L28: needs 2f+1 <PREVOTE, h_p, vr, id(v)> (vr < round_p is checked on receipt).

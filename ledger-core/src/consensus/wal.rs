@@ -23,7 +23,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use super::messages::SignedProposal;
-use crate::block::Block;
+use crate::block::SealedBlock;
 use crate::hash::Hash;
 use crate::types::{Address, Height, Round};
 use crate::vote::{SignedVote, VoteKind};
@@ -43,7 +43,7 @@ pub enum WalEntry {
     ValidValue {
         height: Height,
         round: Round,
-        block: Block,
+        block: SealedBlock,
         polka: Vec<SignedVote>,
     },
 }
@@ -88,7 +88,7 @@ pub enum RestoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RestoredValid {
     pub round: Round,
-    pub block: Block,
+    pub block: SealedBlock,
     pub hash: Hash,
     pub polka: Vec<SignedVote>,
 }
@@ -165,11 +165,11 @@ impl Restored {
                     block,
                     polka,
                 } => {
-                    if block.header.height != height {
+                    if block.height() != height {
                         return Err(RestoreError::ValidValueHeight {
                             height,
                             round,
-                            block_height: block.header.height,
+                            block_height: block.height(),
                         });
                     }
                     if r.valid.as_ref().is_none_or(|v| v.round <= round) {

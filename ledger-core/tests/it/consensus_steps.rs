@@ -12,7 +12,7 @@ use ledger_core::consensus::{
 use ledger_core::merkle::merkle_root;
 use ledger_core::{
     Block, BlockHeader, ChainId, CommitCertificate, ConsensusParams, Hash, Height, Keypair, Round,
-    SignedVote, TimestampMs, Validator, ValidatorSet, Vote, VoteKind,
+    SealedBlock, SignedVote, TimestampMs, Validator, ValidatorSet, Vote, VoteKind,
 };
 
 const H: Height = Height(1);
@@ -67,7 +67,7 @@ impl Fixture {
     }
 
     /// A block of height 1 built by validator `by` at time `ts`.
-    fn block(&self, by: usize, ts: u64) -> Block {
+    fn block(&self, by: usize, ts: u64) -> SealedBlock {
         Block {
             header: BlockHeader {
                 chain_id: self.chain.clone(),
@@ -83,6 +83,8 @@ impl Fixture {
             last_commit: None,
             txs: Vec::new(),
         }
+        .seal()
+        .expect("an empty body matches an empty header")
     }
 
     fn proposal(
@@ -90,7 +92,7 @@ impl Fixture {
         by: usize,
         round: u32,
         pol_round: Option<u32>,
-        block: &Block,
+        block: &SealedBlock,
     ) -> SignedProposal {
         Proposal {
             height: H,
@@ -150,7 +152,7 @@ fn sent_proposal(p: &SignedProposal) -> [Output; 2] {
     ]
 }
 
-fn validate(b: &Block) -> Output {
+fn validate(b: &SealedBlock) -> Output {
     Output::ValidateBlock {
         height: H,
         block: b.clone(),
@@ -158,7 +160,7 @@ fn validate(b: &Block) -> Output {
 }
 
 /// The logged valid value with its polka (the prevotes for it, in validator order).
-fn valid_value(round: u32, b: &Block, polka: Vec<SignedVote>) -> Output {
+fn valid_value(round: u32, b: &SealedBlock, polka: Vec<SignedVote>) -> Output {
     Output::Persist(WalEntry::ValidValue {
         height: H,
         round: Round(round),
@@ -218,7 +220,12 @@ fn cat(parts: Vec<Vec<Output>>) -> Vec<Output> {
     parts.into_iter().flatten().collect()
 }
 
-fn certificate(fx: &Fixture, round: u32, block: &Block, votes: &[SignedVote]) -> CommitCertificate {
+fn certificate(
+    fx: &Fixture,
+    round: u32,
+    block: &SealedBlock,
+    votes: &[SignedVote],
+) -> CommitCertificate {
     CommitCertificate::from_precommits(H, Round(round), block.hash(), &fx.set, votes)
 }
 
@@ -520,8 +527,9 @@ fn n4_invalid_or_future_block_gets_nil_prevote() {
         ],
     );
 
-    let mut wrong = fx.block(1, 10);
+    let mut wrong = fx.block(1, 10).into_block();
     wrong.header.height = Height(7);
+    let wrong = wrong.seal().expect("body unchanged");
     let mut m = started_n4(&fx, 0);
     run_steps(
         &mut m,
@@ -1443,8 +1451,9 @@ fn n4_next_height_messages_are_buffered_until_it_starts() {
     let fx = Fixture::new(4);
     let mut m = started_n4(&fx, 0);
     let h2 = Height(2);
-    let mut b2 = fx.block(2, 30);
+    let mut b2 = fx.block(2, 30).into_block();
     b2.header.height = h2;
+    let b2 = b2.seal().expect("body unchanged");
     // Height 2 round 0 proposer: slot (2 + 0) mod 4 = v2.
     let p2 = Proposal {
         height: h2,
@@ -1534,4 +1543,221 @@ fn n4_observer_decides_without_voting() {
         "{all:?}"
     );
     assert!(matches!(all.last(), Some(Output::Decide { .. })), "{all:?}");
+}
+
+// -------------------------------------------------------------------------------------------------
+// One block, one body (ADR 0007): a header's hash names exactly one body.
+// -------------------------------------------------------------------------------------------------
+
+/// The borsh layout of a [`SignedProposal`] inside a [`ConsensusMessage`], with an unchecked
+/// block: what a byzantine proposer or a relayer can put on the wire.
+#[derive(borsh::BorshSerialize)]
+struct WireProposal {
+    tag: u8,
+    height: Height,
+    round: Round,
+    pol_round: Option<Round>,
+    proposer: ledger_core::Address,
+    block: Block,
+    signature: ledger_core::Signature,
+}
+
+/// `signed`, with its block replaced by `block`, as bytes of a consensus message.
+fn wire_bytes_with_body(signed: &SignedProposal, block: Block) -> Vec<u8> {
+    let p = &signed.proposal;
+    ledger_core::codec::encode(&WireProposal {
+        tag: 0,
+        height: p.height,
+        round: p.round,
+        pol_round: p.pol_round,
+        proposer: p.proposer,
+        block,
+        signature: signed.signature,
+    })
+}
+
+fn transfer(fx: &Fixture, from: u32, nonce: u64) -> ledger_core::SignedTransaction {
+    let key = Keypair::dev("steps-account", from);
+    ledger_core::Transaction {
+        chain_id: fx.chain.clone(),
+        from: key.public(),
+        to: Keypair::dev("steps-account", from + 1).address(),
+        amount: ledger_core::Amount(5),
+        fee: ledger_core::Amount(1),
+        nonce: ledger_core::Nonce(nonce),
+        memo: Vec::new(),
+    }
+    .sign(&key)
+}
+
+impl Fixture {
+    /// A block of height 1 by `by` at `ts` carrying `txs` (header made from the body).
+    fn block_with(
+        &self,
+        by: usize,
+        ts: u64,
+        txs: Vec<ledger_core::SignedTransaction>,
+    ) -> SealedBlock {
+        let mut b = self.block(by, ts).into_block();
+        let hashes: Vec<Hash> = txs.iter().map(|t| t.hash()).collect();
+        b.header.tx_root = merkle_root(&hashes);
+        b.header.tx_count = txs.len() as u32;
+        b.txs = txs;
+        b.seal().expect("header made from the body")
+    }
+}
+
+fn decode_message(bytes: &[u8]) -> Result<Input, ledger_core::codec::DecodeError> {
+    Ok(
+        match ledger_core::codec::decode::<ConsensusMessage>(bytes)? {
+            ConsensusMessage::Proposal(p) => Input::Proposal(p),
+            ConsensusMessage::Vote(v) => Input::Vote(v),
+        },
+    )
+}
+
+fn has_validate(out: &[Output]) -> bool {
+    out.iter()
+        .any(|o| matches!(o, Output::ValidateBlock { .. }))
+}
+
+/// The reproduced defect: round 0's block B is validated but not decided; the round-1 proposer
+/// re-proposes B's header with another body. That body cannot reach the machine (it does not seal
+/// and its bytes do not decode), and what the machine decides is B's own body, byte for byte, with
+/// no second validation.
+#[test]
+fn n4_round1_proposer_swapping_the_body_under_a_validated_header_cannot_get_it_decided() {
+    let fx = Fixture::new(4);
+    let mut m = started_n4(&fx, 0);
+    let b = fx.block(1, 10);
+    let h = b.hash();
+    let out = m.handle(
+        TimestampMs(10),
+        Input::Proposal(fx.proposal(1, 0, None, &b)),
+    );
+    assert_eq!(out, vec![validate(&b)], "round 0: B is validated once");
+    let out = m.handle(
+        TimestampMs(11),
+        Input::BlockValidated {
+            block_hash: h,
+            valid: true,
+        },
+    );
+    assert_eq!(out, sent_vote(&fx.prevote(0, 0, Some(h))).to_vec());
+    // Round 0 ends without a decision.
+    for i in 1..4 {
+        m.handle(TimestampMs(12), Input::Vote(fx.precommit(i, 0, None)));
+    }
+    m.handle(
+        TimestampMs(20),
+        Input::TimeoutElapsed {
+            height: H,
+            round: Round(0),
+            kind: TimeoutKind::Precommit,
+        },
+    );
+    assert_eq!(m.round(), Round(1));
+
+    // The round-1 proposer (v2) signs B's header hash and ships another body.
+    let honest = fx.proposal(2, 1, None, &b);
+    let swapped = Block {
+        txs: vec![transfer(&fx, 0, 0)],
+        ..b.block().clone()
+    };
+    assert!(matches!(
+        swapped.clone().seal(),
+        Err(ledger_core::BodyError::TxCountMismatch { header: 0, got: 1 })
+    ));
+    let mut swapped_counted = swapped.clone();
+    swapped_counted.header.tx_count = 1;
+    assert!(matches!(
+        swapped_counted.clone().seal(),
+        Err(ledger_core::BodyError::TxRootMismatch { .. })
+    ));
+    for body in [swapped, swapped_counted] {
+        let bytes = wire_bytes_with_body(&honest, body);
+        assert!(
+            matches!(
+                decode_message(&bytes),
+                Err(ledger_core::codec::DecodeError::BlockBody(_))
+            ),
+            "a proposal whose body is not its header's does not decode"
+        );
+    }
+
+    // What does reach the machine is B with B's body: no second validation, and the decision
+    // carries B byte for byte.
+    let input = decode_message(&ledger_core::codec::encode(&ConsensusMessage::Proposal(
+        honest,
+    )))
+    .expect("the honest re-proposal decodes");
+    let out = m.handle(TimestampMs(21), input);
+    assert!(!has_validate(&out), "h is known valid: {out:?}");
+    let mut decided = None;
+    for i in 1..4 {
+        for o in m.handle(TimestampMs(22), Input::Vote(fx.precommit(i, 1, Some(h)))) {
+            if let Output::Decide { block, .. } = o {
+                decided = Some(block);
+            }
+        }
+    }
+    let decided = decided.expect("decided in round 1");
+    assert_eq!(
+        ledger_core::codec::encode(decided.block()),
+        ledger_core::codec::encode(b.block())
+    );
+    assert!(decided.block().txs.is_empty());
+}
+
+/// A relayer without a key alters the body of an honest proposal and races it ahead of the real
+/// one. The copy is refused when it is decoded, so the real proposal is still the round's first:
+/// it is validated with its own body and voted for.
+#[test]
+fn n4_tampered_copy_of_a_proposal_arriving_first_does_not_stop_the_real_one() {
+    let fx = Fixture::new(4);
+    let mut m = started_n4(&fx, 0);
+    let b = fx.block_with(1, 10, vec![transfer(&fx, 0, 0), transfer(&fx, 2, 0)]);
+    let real = fx.proposal(1, 0, None, &b);
+    let tampered_bodies = [
+        // One transaction dropped, header kept.
+        Block {
+            txs: vec![b.block().txs[0].clone()],
+            ..b.block().clone()
+        },
+        // Order swapped.
+        Block {
+            txs: vec![b.block().txs[1].clone(), b.block().txs[0].clone()],
+            ..b.block().clone()
+        },
+        // A signature bit flipped.
+        {
+            let mut x = b.block().clone();
+            x.txs[1].signature.0[0] ^= 1;
+            x
+        },
+    ];
+    for body in tampered_bodies {
+        assert!(matches!(
+            decode_message(&wire_bytes_with_body(&real, body)),
+            Err(ledger_core::codec::DecodeError::BlockBody(_))
+        ));
+    }
+    let input = decode_message(&ledger_core::codec::encode(&ConsensusMessage::Proposal(
+        real,
+    )))
+    .expect("the real proposal decodes");
+    let out = m.handle(TimestampMs(11), input);
+    assert_eq!(
+        out,
+        vec![validate(&b)],
+        "the real body is the one validated"
+    );
+    let out = m.handle(
+        TimestampMs(12),
+        Input::BlockValidated {
+            block_hash: b.hash(),
+            valid: true,
+        },
+    );
+    assert_eq!(out, sent_vote(&fx.prevote(0, 0, Some(b.hash()))).to_vec());
 }

@@ -4,6 +4,7 @@
 //! each module, `SIM_SEED` / `SIM_SEEDS` for the simulator) and print it on failure.
 
 mod consensus_steps;
+mod engine;
 mod genesis_errors;
 mod ledger_props;
 mod sim;

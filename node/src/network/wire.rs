@@ -76,20 +76,24 @@ fn validate_consensus(
     metrics: &Metrics,
     data: &[u8],
 ) -> Verdict<NetInbound> {
-    let Ok(message) = codec::decode_bounded::<ConsensusGossip>(data, MAX_GOSSIP_BYTES) else {
-        return Verdict::Reject("undecodable");
+    let message = match codec::decode_bounded::<ConsensusGossip>(data, MAX_GOSSIP_BYTES) {
+        Ok(m) => m,
+        // A proposal whose transactions or previous commit are not the ones its (signed) header
+        // commits to: a forgery by the proposer or by a relayer. Never relayed, never seen by the
+        // machine, and the sender is penalised like for any invalid message.
+        Err(codec::DecodeError::BlockBody(e)) => {
+            tracing::debug!(error = %e, "proposal body does not match its header");
+            return Verdict::Reject("body_mismatch");
+        }
+        Err(_) => return Verdict::Reject("undecodable"),
     };
     match message {
         ConsensusGossip::Message(m) => {
-            let ok = metrics.time_signatures(|| match &m {
-                ConsensusMessage::Proposal(p) => p.verify(chain_id, validators).is_ok(),
-                ConsensusMessage::Vote(v) => v.verify(chain_id, validators).is_ok(),
-            });
-            if ok {
-                Verdict::Accept(NetInbound::Consensus(m))
-            } else {
+            match metrics.time_signatures(|| m.verified(chain_id, validators)) {
+                // Checked once, here: the machine trusts it for this validator set.
+                Ok(v) => Verdict::Accept(NetInbound::VerifiedConsensus(v)),
                 // A bad signature or a signer outside the validator set.
-                Verdict::Reject("bad_signature")
+                Err(_) => Verdict::Reject("bad_signature"),
             }
         }
         ConsensusGossip::Evidence(e) => {
@@ -173,5 +177,115 @@ mod tests {
             v(Topic::Transactions, &encode_txs(&[])),
             Verdict::Reject("batch_size")
         ));
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use ledger_core::consensus::Proposal;
+    use ledger_core::merkle::merkle_root;
+    use ledger_core::{
+        Address, Amount, Block, BlockHeader, Hash, Height, Keypair, Nonce, Round, Signature,
+        TimestampMs, Transaction, Validator as V,
+    };
+
+    /// A signed proposal's wire layout with an unchecked block, as a forger would send it.
+    #[derive(BorshSerialize)]
+    struct WireProposal {
+        gossip_tag: u8,
+        message_tag: u8,
+        height: Height,
+        round: Round,
+        pol_round: Option<Round>,
+        proposer: Address,
+        block: Block,
+        signature: Signature,
+    }
+
+    fn transfer(chain: &ChainId, nonce: u64) -> SignedTransaction {
+        let k = Keypair::dev("account", 0);
+        Transaction {
+            chain_id: chain.clone(),
+            from: k.public(),
+            to: Keypair::dev("account", 1).address(),
+            amount: Amount(5),
+            fee: Amount(1),
+            nonce: Nonce(nonce),
+            memo: vec![],
+        }
+        .sign(&k)
+    }
+
+    /// A gossiped proposal whose body is not its header's (a relayer dropped a transaction) is
+    /// rejected as `body_mismatch`, so gossipsub penalises the sender and the machine never sees
+    /// it; the real proposal, arriving after it, is accepted (its bytes, and so its gossip message
+    /// id, differ from the forgery's) and handed on verified.
+    #[test]
+    fn a_proposal_with_a_swapped_body_is_rejected_and_the_real_one_still_accepted() {
+        let key = Keypair::dev("validator", 0);
+        let set = Arc::new(
+            ValidatorSet::new(vec![V {
+                address: key.address(),
+                public_key: key.public(),
+                power: 1,
+            }])
+            .expect("valid set"),
+        );
+        let chain = ChainId::new("wire-test").expect("valid");
+        let txs = vec![transfer(&chain, 0), transfer(&chain, 1)];
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        let block = Block {
+            header: BlockHeader {
+                chain_id: chain.clone(),
+                height: Height(1),
+                prev_hash: Hash::ZERO,
+                timestamp_ms: TimestampMs(1),
+                proposer: key.address(),
+                tx_root: merkle_root(&hashes),
+                tx_count: 2,
+                state_root: Hash::ZERO,
+                last_commit_hash: Hash::ZERO,
+            },
+            last_commit: None,
+            txs,
+        };
+        let sealed = block.clone().seal().expect("header made from the body");
+        let real = Proposal {
+            height: Height(1),
+            round: Round(0),
+            pol_round: None,
+            proposer: key.address(),
+            block: sealed,
+        }
+        .sign(&chain, &key);
+        let mut forged_block = block;
+        forged_block.txs.truncate(1);
+        forged_block.header.tx_count = 1;
+        let forged = codec::encode(&WireProposal {
+            gossip_tag: 0,
+            message_tag: 0,
+            height: Height(1),
+            round: Round(0),
+            pol_round: None,
+            proposer: key.address(),
+            block: forged_block,
+            signature: real.signature,
+        });
+        let v = validator(chain, set, Arc::new(Metrics::new()));
+        assert!(matches!(
+            v(Topic::Consensus, &forged),
+            Verdict::Reject("body_mismatch")
+        ));
+        let real_bytes = encode_consensus(&ConsensusGossip::Message(ConsensusMessage::Proposal(
+            real.clone(),
+        )));
+        assert_ne!(real_bytes, forged);
+        match v(Topic::Consensus, &real_bytes) {
+            Verdict::Accept(NetInbound::VerifiedConsensus(m)) => {
+                assert_eq!(m.message(), &ConsensusMessage::Proposal(real));
+            }
+            other => panic!("the real proposal was not accepted: {other:?}"),
+        }
     }
 }

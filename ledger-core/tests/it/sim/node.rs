@@ -295,6 +295,9 @@ impl SimNode {
                     return;
                 }
                 let block = self.build_block(ctx);
+                let Ok(block) = block.seal() else {
+                    return;
+                };
                 self.feed(ctx, Input::BlockBuilt(block));
             }
         }
@@ -527,7 +530,7 @@ impl SimNode {
                     &ctx.world.chain_id,
                     &ctx.world.validators,
                     &parent,
-                    &block,
+                    block.block(),
                     &mut self.verified_certs,
                 )
                 .is_ok();
@@ -537,10 +540,10 @@ impl SimNode {
                 });
             }
             Output::Decide { block, certificate } => {
-                if block.header.height != self.next_height() {
+                if block.height() != self.next_height() {
                     return;
                 }
-                self.commit(ctx, block, certificate);
+                self.commit(ctx, block.into_block(), certificate);
                 pending.push_back(Input::StartHeight {
                     height: self.next_height(),
                     validators: ctx.world.validators.clone(),
@@ -628,7 +631,7 @@ fn brief_output(o: &Output) -> String {
         Output::Decide { block, certificate } => {
             format!(
                 "Decide h{} r{} {:?}",
-                block.header.height.0,
+                block.height().0,
                 certificate.round.0,
                 block.hash()
             )

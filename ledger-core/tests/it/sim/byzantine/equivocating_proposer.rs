@@ -18,8 +18,11 @@ impl Strategy for EquivocatingProposer {
             return;
         };
         // A twin block: same parent, one millisecond later, so a different hash and just as valid.
-        let mut block = first.proposal.block.clone();
+        let mut block = first.proposal.block.clone().into_block();
         block.header.timestamp_ms = TimestampMs(block.header.timestamp_ms.0 + 1);
+        let Ok(block) = block.seal() else {
+            return;
+        };
         let second = Proposal {
             block,
             ..first.proposal.clone()
