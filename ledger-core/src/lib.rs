@@ -11,6 +11,8 @@
 //!   the validator set.
 //! - [`smt`], [`merkle`]: the sparse Merkle tree behind the state root, and the transaction root.
 //! - [`params`]: consensus parameters fixed in genesis.
+//! - [`consensus`]: the Tendermint state machine; [`engine`]: the consensus driver around it
+//!   (block production, validation, commit, sync) without I/O, run by the node and the simulator.
 //! - [`api`]: the JSON types of the node's HTTP API, shared with the wallet and the testnet.
 
 pub mod api;

@@ -183,3 +183,171 @@ fn a_follower_engine_applies_synced_blocks_and_refuses_a_swapped_body() {
     assert_eq!(commits, chain.len() - with_txs);
     assert_eq!(follower.state().root(), producer.state().root());
 }
+
+/// Four validators, seen from validator 0's engine: round 0's proposal (with transfers) is
+/// validated once, with the signatures the mempool verified skipped; round 0 ends without a
+/// decision; the same block is re-proposed in round 1 and decided without a second validation; the
+/// commit carries exactly the validated body and its execution.
+#[test]
+fn n4_engine_decides_a_reproposed_block_with_the_body_it_validated() {
+    use ledger_core::consensus::{ConsensusMessage, Proposal};
+    use ledger_core::{Round, Vote, VoteKind};
+
+    let genesis = Arc::new(Genesis::dev("engine-test", 4, 4).expect("valid genesis"));
+    let keys: Vec<Keypair> = (0..4).map(|i| Keypair::dev("validator", i)).collect();
+    let me = keys
+        .iter()
+        .position(|k| genesis.validators().index_of(&k.address()) == Some(0))
+        .expect("a key for index 0");
+    let mut engine = Engine::new(
+        EngineConfig {
+            genesis: genesis.clone(),
+            key: Some(keys[me].clone()),
+        },
+        genesis.initial_state(),
+        Head::genesis(&genesis),
+        Vec::new(),
+        0,
+    )
+    .expect("engine");
+    let t0 = genesis.genesis_time_ms().0 + 1000;
+    let at = |ms: u64| Now {
+        wall: TimestampMs(t0 + ms),
+        mono_ms: ms,
+    };
+    engine.handle(at(0), Event::Start).expect("starts");
+    let key_of = |round: u32| {
+        let address = engine
+            .machine()
+            .proposer(ledger_core::Height(1), Round(round))
+            .expect("started");
+        keys.iter()
+            .find(|k| k.address() == address)
+            .expect("a validator key")
+            .clone()
+    };
+    let (p0, p1) = (key_of(0), key_of(1));
+    assert_ne!(
+        p0.address(),
+        keys[me].address(),
+        "validator 0 is not round 0's proposer"
+    );
+    // Round 0's proposer builds a block with transfers on its own copy of the chain.
+    let txs = transfers(&genesis, 6);
+    let built = ledger_core::validation::build_block(
+        genesis.chain_context(),
+        &ParentBlock::genesis(&genesis),
+        &mut genesis.initial_state(),
+        &txs,
+        p0.address(),
+        TimestampMs(t0 + 5),
+        None,
+    )
+    .expect("builds");
+    let block = built.block.clone();
+    let proposal = |round: u32, key: &Keypair| {
+        ConsensusMessage::Proposal(
+            Proposal {
+                height: ledger_core::Height(1),
+                round: Round(round),
+                pol_round: None,
+                proposer: key.address(),
+                block: block.clone(),
+            }
+            .sign(genesis.chain_id(), key),
+        )
+    };
+    let effects = engine
+        .handle(at(10), Event::Message(proposal(0, &p0)))
+        .expect("handles");
+    let lookup: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LookupVerified {
+                block_hash,
+                tx_hashes,
+            } => Some((*block_hash, tx_hashes.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lookup, vec![(block.hash(), block.tx_hashes().to_vec())]);
+    // The mempool verified half of them.
+    let verified: HashSet<_> = block.tx_hashes()[..3].iter().copied().collect();
+    let effects = engine
+        .handle(
+            at(11),
+            Event::VerifiedTxs {
+                block_hash: block.hash(),
+                verified,
+            },
+        )
+        .expect("handles");
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::Vote(v)) if v.vote.kind == VoteKind::Prevote && v.vote.block_hash == Some(block.hash()))),
+        "prevotes the valid block: {effects:?}"
+    );
+    let vote = |key: &Keypair, kind, round: u32, value| {
+        ConsensusMessage::Vote(
+            Vote {
+                kind,
+                height: ledger_core::Height(1),
+                round: Round(round),
+                block_hash: value,
+                validator: key.address(),
+            }
+            .sign(genesis.chain_id(), key),
+        )
+    };
+    // Round 0 ends without a decision.
+    for k in keys.iter().filter(|k| k.address() != keys[me].address()) {
+        engine
+            .handle(
+                at(12),
+                Event::Message(vote(k, VoteKind::Precommit, 0, None)),
+            )
+            .expect("handles");
+    }
+    // Time passes until the precommit timeout moves it to round 1.
+    let mut deadline = 12;
+    for _ in 0..100 {
+        if engine.machine().round() == Round(1) {
+            break;
+        }
+        deadline = engine.next_deadline_ms().max(deadline);
+        engine.handle(at(deadline), Event::Time).expect("handles");
+    }
+    assert_eq!(engine.machine().round(), Round(1));
+    // Round 1: the same block again; no second validation.
+    let effects = engine
+        .handle(at(deadline + 1), Event::Message(proposal(1, &p1)))
+        .expect("handles");
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::LookupVerified { .. })),
+        "{effects:?}"
+    );
+    let mut commits = Vec::new();
+    for k in keys.iter().filter(|k| k.address() != keys[me].address()) {
+        let effects = engine
+            .handle(
+                at(deadline + 2),
+                Event::Message(vote(k, VoteKind::Precommit, 1, Some(block.hash()))),
+            )
+            .expect("handles");
+        commits.extend(effects.into_iter().filter_map(|e| match e {
+            Effect::Commit(c) => Some(c),
+            _ => None,
+        }));
+    }
+    assert_eq!(commits.len(), 1);
+    let c = &commits[0];
+    assert_eq!(
+        ledger_core::codec::encode(c.block.block()),
+        ledger_core::codec::encode(block.block())
+    );
+    assert_eq!(c.tx_hashes, block.tx_hashes());
+    assert_eq!(c.accounts, built.executed.changes());
+    assert_eq!(c.decided_in_round, Some(Round(1)));
+    assert_eq!(engine.state().root(), block.header().state_root);
+}

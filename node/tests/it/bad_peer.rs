@@ -1,5 +1,6 @@
 //! A misbehaving libp2p peer against a real `ledger-node` process: garbage bytes, badly signed
-//! transactions and proposals forged for the validator are refused before relay, the sender is
+//! transactions, proposals forged for the validator and copies of a real proposal with another
+//! body under its signed header are refused before relay, the sender is
 //! penalised until the node disconnects and blocks it, and honest transfers keep becoming final.
 
 use std::sync::Arc;
@@ -13,6 +14,20 @@ use node::network::{self, BlockSource, NetworkConfig, Topic, Verdict};
 use serde_json::{Value, json};
 
 use crate::common::{Process, account, free_addr, one_validator_files, transfer};
+
+/// A signed proposal's wire layout inside a `ConsensusGossip`, with an unchecked block: what a
+/// relayer that alters a proposal's body sends.
+#[derive(borsh::BorshSerialize)]
+struct WireProposal {
+    gossip_tag: u8,
+    message_tag: u8,
+    height: ledger_core::Height,
+    round: Round,
+    pol_round: Option<Round>,
+    proposer: ledger_core::Address,
+    block: ledger_core::Block,
+    signature: ledger_core::Signature,
+}
 
 /// The bad peer serves no blocks.
 struct NoBlocks;
@@ -110,24 +125,49 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
         None,
     )
     .expect("block")
-    .block
-    .block()
-    .clone();
+    .block;
     // Claims the validator as proposer, signed by someone else.
     let forged = Proposal {
-        height: block.header.height,
+        height: block.header().height,
         round: Round(0),
         pol_round: None,
         proposer: validator0.address(),
-        block,
+        block: block.clone(),
     }
     .sign(&chain, &Keypair::dev("not-a-validator", 0));
 
+    // A copy of a proposal really signed by the validator (as a relayer would see it on the
+    // wire), with a transfer slipped into its body under the signed header.
+    let real = Proposal {
+        height: block.header().height,
+        round: Round(0),
+        pol_round: None,
+        proposer: validator0.address(),
+        block: block.clone(),
+    }
+    .sign(&chain, &validator0);
+    let tampered = |i: u64| {
+        let mut body = block.block().clone();
+        body.txs
+            .push(transfer(&chain, &account(4), account(5).address(), 1 + i, 1, i));
+        ledger_core::codec::encode(&WireProposal {
+            gossip_tag: 0,
+            message_tag: 0,
+            height: real.proposal.height,
+            round: Round(i as u32),
+            pol_round: None,
+            proposer: real.proposal.proposer,
+            block: body,
+            signature: real.signature,
+        })
+    };
     // Honest traffic through the API while the attack runs: these must all become final.
     let mut honest = Vec::new();
     let mut blocked = false;
     let deadline = Instant::now() + Duration::from_secs(30);
     for i in 0u64.. {
+        // First, so it arrives before the peer is blocked for the others.
+        bad.publish(Topic::Consensus, tampered(i));
         // Distinct bytes each time (gossip ids are content hashes, so a repeat would be dropped).
         let mut garbage = vec![0xFFu8; 64];
         garbage[..8].copy_from_slice(&i.to_le_bytes());
@@ -167,6 +207,13 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
 
     let text = metrics(&node);
     let rejected = counter_sum(&text, "ledger_gossip_messages_rejected_total") - rejected_before;
+    assert!(
+        counter_sum(
+            &text,
+            "ledger_gossip_messages_rejected_total{topic=\"consensus\",reason=\"body_mismatch\"}"
+        ) >= 1.0,
+        "no proposal was rejected for its body:\n{text}"
+    );
     assert!(
         rejected >= 3.0,
         "the node counted {rejected} rejected gossip messages:\n{text}"
