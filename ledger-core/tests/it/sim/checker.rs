@@ -1,32 +1,47 @@
 //! The invariants, checked as the simulation runs.
 //!
-//! - **Agreement**: no two honest nodes commit different blocks at one height.
-//! - **Validity**: every block an honest node commits is valid on the agreed chain and carries a
-//!   commit certificate that verifies against the validator set.
+//! - **Agreement**: no two honest nodes commit different blocks at one height, compared byte for
+//!   byte (the canonical encoding of the whole block, header and body, not the header hash).
+//! - **Validity**: every block an honest node commits replays, with the real ledger rules
+//!   ([`replay_block`] on a real [`State`]), on the state its own chain leads to from genesis: its
+//!   certificate verifies, its header fits its parent, every transaction is valid and signed, and
+//!   the header's state root is the state root after it.
+//! - **Supply**: the total supply after every block is the genesis supply.
 //! - **No honest double-signing**: no honest node broadcasts two different votes (or proposals) at
 //!   one height, round and step — across crashes and restarts.
 //! - **Honest evidence**: evidence reported by an honest node verifies and never accuses an honest
 //!   node.
+//! - **No engine error** on an honest node (reported by the node).
 //! - **Liveness** (checked by the runner at the end): after GST, every honest node commits the
 //!   next K heights within a bounded virtual time.
 //!
-//! The only events that can break the first four are commits and broadcasts, and each is checked
+//! The only events that can break the first five are commits and broadcasts, and each is checked
 //! the moment it happens, which is the same as checking after every step.
+//!
+//! Replay is incremental: the first honest commit of each height is replayed on the canonical
+//! state. A later honest commit of the same height whose chain is byte-identical to the canonical
+//! one up to there would replay to the same result (replay is a deterministic function of the
+//! blocks), so it is not replayed again; a node whose chain departs from the canonical one gets its
+//! own replay of its whole chain from genesis.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use ledger_core::consensus::{ConsensusMessage, Evidence};
-use ledger_core::{Block, ChainId, CommitCertificate, Hash, ValidatorSet, VoteKind};
-
-use super::node::{ParentInfo, check_block};
+use ledger_core::genesis::Genesis;
+use ledger_core::state::State;
+use ledger_core::validation::{ParentBlock, replay_block};
+use ledger_core::{Address, CommittedBlock, Hash, VoteKind, codec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ViolationKind {
     Agreement,
     Validity,
+    Supply,
     DoubleSign,
     Evidence,
+    Engine,
     Liveness,
     Restore,
     EventBudget,
@@ -48,49 +63,117 @@ impl fmt::Display for Violation {
 /// One committed height on the agreed chain.
 #[derive(Debug, Clone)]
 pub struct Canonical {
-    pub block: Block,
+    /// `codec::encode` of the block.
+    pub bytes: Vec<u8>,
     pub hash: Hash,
+    pub txs: usize,
     /// The round of the first certificate seen for it.
     pub round: u32,
     pub first_commit_ms: u64,
 }
 
+/// A state replayed from genesis, block by block.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub state: State,
+    pub parent: ParentBlock,
+    /// The first failure; nothing is replayed past it.
+    pub failed: bool,
+}
+
+impl Replay {
+    pub fn new(genesis: &Genesis) -> Replay {
+        Replay {
+            state: genesis.initial_state(),
+            parent: ParentBlock::genesis(genesis),
+            failed: false,
+        }
+    }
+
+    /// Replays `cb` with the real rules; then checks the header's state root and the supply.
+    pub fn apply(&mut self, genesis: &Genesis, cb: &CommittedBlock) -> Result<(), Violation> {
+        let h = cb.block.header.height;
+        let fail = |kind, detail: String| Violation {
+            kind,
+            at_ms: 0,
+            detail,
+        };
+        if self.failed {
+            return Err(fail(
+                ViolationKind::Validity,
+                format!("block {h} follows an invalid block"),
+            ));
+        }
+        self.failed = true;
+        replay_block(genesis.chain_context(), &self.parent, &mut self.state, cb).map_err(|e| {
+            fail(
+                ViolationKind::Validity,
+                format!("block {h} is invalid: {e}"),
+            )
+        })?;
+        if self.state.root() != cb.block.header.state_root {
+            return Err(fail(
+                ViolationKind::Validity,
+                format!("block {h}: state root after it is not its header's"),
+            ));
+        }
+        check_supply(&self.state, genesis)
+            .map_err(|d| fail(ViolationKind::Supply, format!("after block {h}: {d}")))?;
+        let sealed = cb.block.clone().seal().expect("replayed, so sealed");
+        self.parent = ParentBlock::of(&sealed);
+        self.failed = false;
+        Ok(())
+    }
+
+    pub fn nonce(&self, address: &Address) -> u64 {
+        self.state.get(address).nonce.0
+    }
+}
+
+/// The supply is conserved: `state`'s total is the genesis supply.
+pub fn check_supply(state: &State, genesis: &Genesis) -> Result<(), String> {
+    let supply = state.total_supply();
+    let expected = u128::from(genesis.total_supply().0);
+    if supply != expected {
+        return Err(format!("total supply {supply}, genesis supply {expected}"));
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct Checker {
-    chain_id: ChainId,
-    validators: ValidatorSet,
-    genesis: ParentInfo,
+    genesis: Arc<Genesis>,
     honest: Vec<bool>,
     pub canonical: BTreeMap<u64, Canonical>,
+    /// The canonical chain replayed.
+    pub replay: Replay,
     /// Committed height per node.
     pub heights: Vec<u64>,
+    /// Honest nodes whose chain departed from the canonical one, with their own replay.
+    diverged: BTreeMap<usize, Replay>,
     votes: BTreeMap<(usize, u64, u32, VoteKind), Option<Hash>>,
     proposals: BTreeMap<(usize, u64, u32), (Hash, Option<u32>)>,
-    verified_certs: BTreeSet<Hash>,
     pub violations: Vec<Violation>,
     pub evidence_reports: u64,
+    /// Proposals found invalid and synced blocks refused by some node (byzantine traffic).
+    pub invalid_seen: u64,
 }
 
 impl Checker {
-    pub fn new(
-        chain_id: ChainId,
-        validators: ValidatorSet,
-        genesis: ParentInfo,
-        honest: Vec<bool>,
-    ) -> Checker {
+    pub fn new(genesis: Arc<Genesis>, honest: Vec<bool>) -> Checker {
         let n = honest.len();
         Checker {
-            chain_id,
-            validators,
+            replay: Replay::new(&genesis),
             genesis,
             honest,
             canonical: BTreeMap::new(),
             heights: vec![0; n],
+            diverged: BTreeMap::new(),
             votes: BTreeMap::new(),
             proposals: BTreeMap::new(),
-            verified_certs: BTreeSet::new(),
             violations: Vec::new(),
             evidence_reports: 0,
+            invalid_seen: 0,
         }
     }
 
@@ -105,86 +188,84 @@ impl Checker {
         }
     }
 
-    /// Node `node` committed `block` with `cert` (through consensus or sync).
-    pub fn on_commit(&mut self, node: usize, block: &Block, cert: &CommitCertificate, now: u64) {
-        let h = block.header.height.0;
-        let hash = block.hash();
+    /// Node `node` committed the last block of `chain` (its whole durable chain), through
+    /// consensus or sync.
+    pub fn on_commit(&mut self, node: usize, chain: &[CommittedBlock], now: u64) {
+        let Some(cb) = chain.last() else {
+            return;
+        };
+        let h = cb.block.header.height.0;
         self.heights[node] = h;
         if !self.honest[node] {
             return;
         }
-        let cert_id = cert.hash();
-        if !self.verified_certs.contains(&cert_id) {
-            match cert.verify(&self.chain_id, &self.validators, block.header.height, &hash) {
-                Ok(()) => {
-                    self.verified_certs.insert(cert_id);
-                }
-                Err(e) => {
-                    self.violate(
-                        ViolationKind::Validity,
-                        now,
-                        format!("node {node} committed height {h} with a bad certificate: {e}"),
-                    );
-                }
-            }
+        if h != chain.len() as u64 {
+            self.violate(
+                ViolationKind::Validity,
+                now,
+                format!("node {node} stored block {h} as its block {}", chain.len()),
+            );
         }
-        match self.canonical.get(&h) {
-            Some(c) if c.hash != hash => {
-                let first = c.hash;
+        let bytes = codec::encode(&cb.block);
+        let agrees = match self.canonical.get(&h) {
+            Some(c) if c.bytes != bytes => {
+                let (first, hash) = (c.hash, cb.block.hash());
                 self.violate(
                     ViolationKind::Agreement,
                     now,
-                    format!("node {node} committed {hash:?} at height {h}, another honest node committed {first:?}"),
+                    format!(
+                        "node {node} committed {hash:?} at height {h}, another honest node committed {first:?} (the blocks' bytes differ{})",
+                        if first == hash { ", under one header hash" } else { "" }
+                    ),
                 );
+                false
             }
-            Some(_) => {}
+            Some(_) => true,
             None => {
-                let parent = if h <= 1 {
-                    Some(self.genesis)
-                } else {
-                    self.canonical.get(&(h - 1)).map(|c| ParentInfo {
-                        height: h - 1,
-                        hash: c.hash,
-                        timestamp_ms: c.block.header.timestamp_ms.0,
-                    })
-                };
-                match parent {
-                    None => self.violate(
+                if h != self.canonical.len() as u64 + 1 {
+                    self.violate(
                         ViolationKind::Validity,
                         now,
                         format!(
                             "node {node} committed height {h} before any honest node committed {}",
                             h - 1
                         ),
-                    ),
-                    Some(parent) => {
-                        if let Err(e) = check_block(
-                            &self.chain_id,
-                            &self.validators,
-                            &parent,
-                            block,
-                            &mut BTreeSet::new(),
-                        ) {
-                            self.violate(
-                                ViolationKind::Validity,
-                                now,
-                                format!(
-                                    "node {node} committed an invalid block at height {h}: {e}"
-                                ),
-                            );
-                        }
-                    }
+                    );
+                }
+                if let Err(mut v) = self.replay.apply(&self.genesis, cb) {
+                    v.at_ms = now;
+                    v.detail = format!("node {node}: {}", v.detail);
+                    self.violate(v.kind, v.at_ms, v.detail);
                 }
                 self.canonical.insert(
                     h,
                     Canonical {
-                        block: block.clone(),
-                        hash,
-                        round: cert.round.0,
+                        txs: cb.block.txs.len(),
+                        bytes,
+                        hash: cb.block.hash(),
+                        round: cb.commit.round.0,
                         first_commit_ms: now,
                     },
                 );
+                true
             }
+        };
+        if agrees && !self.diverged.contains_key(&node) {
+            return;
+        }
+        // This node's chain is not the canonical one: replay its own.
+        let genesis = self.genesis.clone();
+        let replay = self.diverged.entry(node).or_insert_with(|| {
+            let mut r = Replay::new(&genesis);
+            for earlier in &chain[..chain.len() - 1] {
+                let _ = r.apply(&genesis, earlier);
+            }
+            r
+        });
+        if let Err(mut v) = replay.apply(&genesis, cb) {
+            v.at_ms = now;
+            v.detail = format!("node {node} (own chain): {}", v.detail);
+            self.violate(v.kind, v.at_ms, v.detail);
         }
     }
 
@@ -195,7 +276,7 @@ impl Checker {
         if !self.honest[node] {
             return;
         }
-        let Some(signer) = self.validators.index_of(&msg.signer()) else {
+        let Some(signer) = self.genesis.validators().index_of(&msg.signer()) else {
             return;
         };
         if !self.honest[signer] {
@@ -252,7 +333,8 @@ impl Checker {
         if !self.honest[node] {
             return;
         }
-        if let Err(e) = evidence.verify(&self.chain_id, &self.validators) {
+        let validators = self.genesis.validators().clone();
+        if let Err(e) = evidence.verify(self.genesis.chain_id(), &validators) {
             self.violate(
                 ViolationKind::Evidence,
                 now,
@@ -260,7 +342,7 @@ impl Checker {
             );
         }
         let offender = evidence.offender();
-        let accused = self.validators.index_of(&offender);
+        let accused = validators.index_of(&offender);
         // Node indices are validator-set indices in the simulation.
         if accused.is_some_and(|i| self.honest[i]) {
             self.violate(
@@ -269,5 +351,16 @@ impl Checker {
                 format!("node {node} accused honest node {accused:?} of equivocation"),
             );
         }
+    }
+
+    /// Nonces of the agreed chain's state (what a client can read from any honest node).
+    pub fn committed_nonce(&self, address: &Address) -> u64 {
+        self.replay.nonce(address)
+    }
+
+    /// Every honest node's chain so far was compared and replayed.
+    #[allow(dead_code)]
+    pub fn diverged_nodes(&self) -> BTreeSet<usize> {
+        self.diverged.keys().copied().collect()
     }
 }

@@ -1,11 +1,14 @@
 //! Deterministic simulation of the consensus with faults.
 //!
-//! N nodes run the real [`ConsensusMachine`](ledger_core::consensus::ConsensusMachine) behind tiny
-//! drivers ([`node`]), connected by simulated links ([`network`]), in virtual time driven by one
-//! event queue (a binary heap ordered by time, then by a sequence number, so simultaneous events
-//! keep their insertion order). All randomness comes from one ChaCha8 generator seeded from the
-//! seed, so a seed replays exactly; every processed event is folded into a SHA-256 event-log hash
-//! to prove it. Fault schedules come from [`scenario`], byzantine behaviours from [`byzantine`], the
+//! N nodes run the node's real consensus driver, ledger-core's sans-IO
+//! [`Engine`](ledger_core::engine::Engine), behind simulated I/O ([`node`]: a store with the
+//! durable chain and the write-ahead log, a mempool, two clocks), connected by simulated links
+//! ([`network`]), in virtual time driven by one event queue (a binary heap ordered by time, then
+//! by a sequence number, so simultaneous events keep their insertion order). A seeded workload
+//! ([`workload`]) submits real signed transfers from funded genesis accounts to random nodes,
+//! which gossip them. All randomness comes from one ChaCha8 generator seeded from the seed, so a
+//! seed replays exactly; every processed event is folded into a SHA-256 event-log hash to prove
+//! it. Fault schedules come from [`scenario`], byzantine behaviours from [`byzantine`], the
 //! invariants from [`checker`].
 //!
 //! Environment:
@@ -21,55 +24,56 @@ mod byzantine;
 mod checker;
 mod network;
 mod node;
+mod non_vacuity;
 mod regressions;
 mod scenario;
+mod workload;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ledger_core::consensus::{ConsensusMessage, TimeoutKind};
+use ledger_core::consensus::ConsensusMessage;
+use ledger_core::genesis::{Genesis, GenesisAccount};
 use ledger_core::{
-    ChainId, CommittedBlock, ConsensusParams, Hash, Keypair, Validator, ValidatorSet, codec,
+    Amount, ChainId, CommittedBlock, ConsensusParams, Hash, Keypair, SignedTransaction,
+    TimestampMs, Validator, ValidatorSet, VerifiedTransaction, codec,
 };
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use byzantine::Variant;
 use checker::{Checker, Violation, ViolationKind};
 use network::{LinkConfig, Network};
-use node::{ParentInfo, SimNode, timeout_kind_tag};
+use node::SimNode;
 use scenario::Scenario;
+use workload::Workload;
 
 /// Virtual time of the start of every run (ms since the epoch, so timestamps look like times).
 const T0: u64 = 1_700_000_000_000;
+/// Funded genesis accounts the workload sends from.
+pub const ACCOUNTS: u32 = 16;
+/// Balance of each funded account.
+pub const ACCOUNT_BALANCE: u64 = 1_000_000_000;
 
 /// What nodes send each other.
 #[allow(clippy::large_enum_variant)] // Transient: encoded at once, like `ConsensusMessage`.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
 pub enum NetMsg {
     Consensus(ConsensusMessage),
-    SyncRequest { from_height: u64 },
-    SyncResponse { blocks: Vec<CommittedBlock> },
-}
-
-/// A node's own timers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Timer {
-    Timeout {
-        height: u64,
-        round: u32,
-        kind: TimeoutKind,
+    SyncRequest {
+        from_height: u64,
     },
-    BuildReady {
-        height: u64,
+    SyncResponse {
+        blocks: Vec<CommittedBlock>,
     },
-    Tick,
+    /// Transactions gossiped by the node a client submitted them to.
+    Txs(Vec<SignedTransaction>),
 }
 
 #[derive(Debug, Clone)]
@@ -79,10 +83,11 @@ pub enum Event {
         to: usize,
         bytes: Rc<Vec<u8>>,
     },
-    Timer {
+    /// The node's engine asked to be woken at `deadline` (monotonic ms) in incarnation `epoch`.
+    Wake {
         node: usize,
         epoch: u32,
-        timer: Timer,
+        deadline: u64,
     },
     Crash {
         node: usize,
@@ -95,6 +100,19 @@ pub enum Event {
         groups: Vec<u8>,
     },
     Heal,
+    /// Messages from `from` to `to` are dropped (`on`) or flow again.
+    OneWay {
+        from: usize,
+        to: usize,
+        on: bool,
+    },
+    /// The node's wall clock is set to virtual time + `offset_ms` (its monotonic clock is not).
+    ClockJump {
+        node: usize,
+        offset_ms: i64,
+    },
+    /// The workload's clients act.
+    Workload,
     Gst,
 }
 
@@ -144,14 +162,23 @@ impl EventQueue {
     }
 }
 
+/// Transactions the workload signed and verified, by hash. A pure memo of
+/// `SignedTransaction::verify`: a transaction's hash covers its signature, so bytes that decode to
+/// a transaction with a hash found here are that verified transaction; anything else (a tampered
+/// or byzantine transaction) is verified for real.
+pub type TxMemo = BTreeMap<Hash, VerifiedTransaction>;
+
 /// The fixed facts of a run.
 #[derive(Debug)]
 pub struct World {
+    pub genesis: Arc<Genesis>,
     pub chain_id: ChainId,
     pub params: ConsensusParams,
     pub validators: ValidatorSet,
-    pub genesis: ParentInfo,
     pub n: usize,
+    /// Validator keys; node i holds `keys[i]`, validator i of the (address-sorted) set.
+    #[allow(dead_code)]
+    pub keys: Vec<Keypair>,
 }
 
 /// What a node's driver can touch while handling one event.
@@ -162,18 +189,26 @@ pub struct Ctx<'a> {
     pub net: &'a mut Network,
     pub checker: &'a mut Checker,
     pub world: &'a World,
+    pub memo: &'a TxMemo,
 }
 
 impl Ctx<'_> {
     pub fn send(&mut self, from: usize, to: usize, msg: &NetMsg) {
-        let bytes = Rc::new(codec::encode(msg));
+        self.send_raw(from, to, Rc::new(codec::encode(msg)));
+    }
+
+    /// Puts bytes on the wire as they are (a byzantine node's forgeries).
+    pub fn send_raw(&mut self, from: usize, to: usize, bytes: Rc<Vec<u8>>) {
         self.net
             .send(self.rng, self.queue, self.now, from, to, bytes);
     }
 
     /// To everyone but `from`; encoded once.
     pub fn broadcast(&mut self, from: usize, msg: &NetMsg) {
-        let bytes = Rc::new(codec::encode(msg));
+        self.broadcast_raw(from, Rc::new(codec::encode(msg)));
+    }
+
+    pub fn broadcast_raw(&mut self, from: usize, bytes: Rc<Vec<u8>>) {
         for to in 0..self.world.n {
             if to != from {
                 self.net
@@ -192,6 +227,8 @@ pub fn sim_params() -> ConsensusParams {
         timeout_delta_ms: 150,
         block_fill_pause_ms: 20,
         empty_block_interval_ms: 200,
+        max_block_txs: 48,
+        max_clock_drift_ms: 1_000,
         ..ConsensusParams::default()
     }
 }
@@ -203,6 +240,8 @@ pub struct Report {
     pub scenario: String,
     /// Heights on the agreed chain.
     pub heights: u64,
+    /// Transfers on the agreed chain.
+    pub txs: u64,
     pub violations: Vec<Violation>,
     pub log_hash: [u8; 32],
     /// Virtual time the run lasted.
@@ -227,8 +266,14 @@ impl Report {
     /// The failure message: what ran, what broke, how to replay.
     pub fn failure(&self) -> String {
         let mut s = format!(
-            "sim seed {} FAILED ({}; {} heights, {} events, {} ms virtual, {} evidence reports)\n",
-            self.seed, self.scenario, self.heights, self.events, self.virtual_ms, self.evidence
+            "sim seed {} FAILED ({}; {} heights, {} txs, {} events, {} ms virtual, {} evidence reports)\n",
+            self.seed,
+            self.scenario,
+            self.heights,
+            self.txs,
+            self.events,
+            self.virtual_ms,
+            self.evidence
         );
         for v in &self.violations {
             s.push_str(&format!("  {v}\n"));
@@ -241,37 +286,63 @@ impl Report {
     }
 }
 
-fn keys(n: usize) -> Vec<Keypair> {
+/// Validator keys, sorted by address: node i is validator i of the set.
+pub fn validator_keys(n: usize) -> Vec<Keypair> {
     let mut keys: Vec<Keypair> = (0..n as u32).map(|i| Keypair::dev("sim", i)).collect();
-    // Node i is validator i of the (address-sorted) set.
     keys.sort_by_key(|k| k.address());
     keys
 }
 
-/// Runs one scenario to the end.
-pub fn run(s: &Scenario) -> Report {
-    let keys = keys(s.n);
-    let validators = ValidatorSet::new(
+/// Keys of the funded accounts.
+pub fn account_keys() -> Vec<Keypair> {
+    (0..ACCOUNTS)
+        .map(|i| Keypair::dev("sim-account", i))
+        .collect()
+}
+
+/// The genesis of a run: the sim's consensus parameters, the validators with `powers` (by node
+/// index), the funded accounts.
+pub fn sim_genesis(keys: &[Keypair], powers: &[u64]) -> Genesis {
+    Genesis::new(
+        ChainId::new("sim-chain").expect("valid chain id"),
+        TimestampMs(T0 - 10_000),
+        None,
+        sim_params(),
         keys.iter()
-            .map(|k| Validator {
+            .zip(powers)
+            .map(|(k, p)| Validator {
                 address: k.address(),
                 public_key: k.public(),
-                power: 1,
+                power: *p,
+            })
+            .collect(),
+        account_keys()
+            .iter()
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: Amount(ACCOUNT_BALANCE),
             })
             .collect(),
     )
-    .expect("dev keys form a valid set");
+    .expect("a valid genesis")
+}
+
+/// Runs one scenario to the end.
+pub fn run(s: &Scenario) -> Report {
+    let keys = validator_keys(s.n);
+    let genesis = Arc::new(sim_genesis(&keys, &s.powers));
     let world = World {
-        chain_id: ChainId::new("sim-chain").expect("valid chain id"),
-        params: sim_params(),
-        validators,
-        genesis: ParentInfo {
-            height: 0,
-            hash: Hash::digest(b"sim genesis"),
-            timestamp_ms: T0 - 1,
-        },
+        chain_id: genesis.chain_id().clone(),
+        params: genesis.consensus_params().clone(),
+        validators: genesis.validators().clone(),
+        genesis: genesis.clone(),
         n: s.n,
+        keys: keys.clone(),
     };
+    debug_assert!(
+        (0..s.n).all(|i| world.validators.index_of(&keys[i].address()) == Some(i)),
+        "node i is validator i"
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
     let honest: Vec<bool> = (0..s.n)
         .map(|i| s.byzantine.iter().all(|(b, _)| *b != i))
@@ -285,19 +356,16 @@ pub fn run(s: &Scenario) -> Report {
                 .iter()
                 .find(|(b, _)| *b == i)
                 .map(|(_, v)| Variant::strategy(*v));
-            let skew = s.clock_skew_ms as i64;
-            let offset = rng.random_range(-skew..=skew);
-            SimNode::new(i, key, strategy, offset, s.n)
+            let mut node = SimNode::new(i, key, strategy, s.clock_offsets[i], s.n);
+            node.lying_mempool = s.lying_mempool && honest[i];
+            node
         })
         .collect();
-    let mut checker = Checker::new(
-        world.chain_id.clone(),
-        world.validators.clone(),
-        world.genesis,
-        honest.clone(),
-    );
+    let mut checker = Checker::new(genesis.clone(), honest.clone());
     let mut net = Network::new(s.links_before_gst.clone());
     let mut queue = EventQueue::default();
+    let mut memo = TxMemo::new();
+    let mut workload = Workload::new(&genesis, s.tx_rate);
 
     let gst = T0 + s.gst_ms;
     for c in &s.crashes {
@@ -322,7 +390,31 @@ pub fn run(s: &Scenario) -> Report {
         );
         queue.push(T0 + p.heal_ms, Event::Heal);
     }
+    for w in &s.one_way {
+        let (from, to) = (w.from, w.to);
+        queue.push(T0 + w.start_ms, Event::OneWay { from, to, on: true });
+        queue.push(
+            T0 + w.heal_ms,
+            Event::OneWay {
+                from,
+                to,
+                on: false,
+            },
+        );
+    }
+    for j in &s.clock_jumps {
+        queue.push(
+            T0 + j.at_ms,
+            Event::ClockJump {
+                node: j.node,
+                offset_ms: j.offset_ms,
+            },
+        );
+    }
     queue.push(gst, Event::Gst);
+    if s.tx_rate > 0 {
+        queue.push(T0 + workload::EVERY_MS, Event::Workload);
+    }
     for node in &mut nodes {
         let mut ctx = Ctx {
             now: T0,
@@ -331,6 +423,7 @@ pub fn run(s: &Scenario) -> Report {
             net: &mut net,
             checker: &mut checker,
             world: &world,
+            memo: &memo,
         };
         node.start(&mut ctx);
     }
@@ -356,6 +449,23 @@ pub fn run(s: &Scenario) -> Report {
         }
         now = q.at;
         hash_event(&mut log, &q);
+        if let Event::Workload = q.event {
+            let batches = workload.step(now, &mut rng, &mut memo, &checker, s.n);
+            for (node, txs) in batches {
+                let mut ctx = Ctx {
+                    now,
+                    rng: &mut rng,
+                    queue: &mut queue,
+                    net: &mut net,
+                    checker: &mut checker,
+                    world: &world,
+                    memo: &memo,
+                };
+                nodes[node].submit(&mut ctx, txs);
+            }
+            queue.push(now + workload::EVERY_MS, Event::Workload);
+            continue;
+        }
         let mut ctx = Ctx {
             now,
             rng: &mut rng,
@@ -363,17 +473,26 @@ pub fn run(s: &Scenario) -> Report {
             net: &mut net,
             checker: &mut checker,
             world: &world,
+            memo: &memo,
         };
         match q.event {
             Event::Deliver { from, to, bytes } => nodes[to].on_deliver(&mut ctx, from, &bytes),
-            Event::Timer { node, epoch, timer } => nodes[node].on_timer(&mut ctx, epoch, timer),
+            Event::Wake {
+                node,
+                epoch,
+                deadline,
+            } => nodes[node].on_wake(&mut ctx, epoch, deadline),
             Event::Crash { node, mid_output } => nodes[node].crash_event(&mut ctx, mid_output),
             Event::Restart { node } => nodes[node].restart(&mut ctx),
             Event::Partition { groups } => ctx.net.partition(groups),
             Event::Heal => ctx.net.heal(),
+            Event::OneWay { from, to, on } => ctx.net.one_way(from, to, on),
+            Event::ClockJump { node, offset_ms } => nodes[node].set_clock_offset(offset_ms),
+            Event::Workload => {}
             Event::Gst => {
                 ctx.net.links = s.links_after_gst.clone();
                 ctx.net.heal();
+                ctx.net.clear_one_way();
                 for node in nodes.iter_mut() {
                     node.restart(&mut ctx);
                 }
@@ -420,6 +539,7 @@ pub fn run(s: &Scenario) -> Report {
         seed: s.seed,
         scenario: s.describe(),
         heights: checker.canonical.len() as u64,
+        txs: checker.canonical.values().map(|c| c.txs as u64).sum(),
         violations: checker.violations.clone(),
         log_hash: log.finalize().into(),
         virtual_ms: now - T0,
@@ -438,25 +558,14 @@ fn hash_event(log: &mut Sha256, q: &Queued) {
             log.update([0, *from as u8, *to as u8]);
             log.update(bytes.as_slice());
         }
-        Event::Timer { node, epoch, timer } => {
+        Event::Wake {
+            node,
+            epoch,
+            deadline,
+        } => {
             log.update([1, *node as u8]);
             log.update(epoch.to_le_bytes());
-            match timer {
-                Timer::Timeout {
-                    height,
-                    round,
-                    kind,
-                } => {
-                    log.update([0, timeout_kind_tag(*kind)]);
-                    log.update(height.to_le_bytes());
-                    log.update(round.to_le_bytes());
-                }
-                Timer::BuildReady { height } => {
-                    log.update([1]);
-                    log.update(height.to_le_bytes());
-                }
-                Timer::Tick => log.update([2]),
-            }
+            log.update(deadline.to_le_bytes());
         }
         Event::Crash { node, mid_output } => log.update([2, *node as u8, *mid_output as u8]),
         Event::Restart { node } => log.update([3, *node as u8]),
@@ -466,6 +575,12 @@ fn hash_event(log: &mut Sha256, q: &Queued) {
         }
         Event::Heal => log.update([5]),
         Event::Gst => log.update([6]),
+        Event::OneWay { from, to, on } => log.update([7, *from as u8, *to as u8, *on as u8]),
+        Event::ClockJump { node, offset_ms } => {
+            log.update([8, *node as u8]);
+            log.update(offset_ms.to_le_bytes());
+        }
+        Event::Workload => log.update([9]),
     }
 }
 
@@ -490,9 +605,14 @@ struct FaultMix {
     byzantine: BTreeMap<String, u64>,
     crashes: u64,
     partitions: u64,
+    three_way: u64,
+    one_way: u64,
     lossy: u64,
     duplicating: u64,
     reordering: u64,
+    skewed: u64,
+    jumps: u64,
+    unequal_powers: u64,
 }
 
 impl FaultMix {
@@ -506,6 +626,15 @@ impl FaultMix {
         let l = &s.links_before_gst;
         self.crashes += u64::from(!s.crashes.is_empty());
         self.partitions += u64::from(!s.partitions.is_empty());
+        self.three_way += u64::from(
+            s.partitions
+                .iter()
+                .any(|p| p.groups.contains(&2)),
+        );
+        self.one_way += u64::from(!s.one_way.is_empty());
+        self.skewed += u64::from(!s.skewed.is_empty());
+        self.jumps += u64::from(!s.clock_jumps.is_empty());
+        self.unequal_powers += u64::from(s.powers.iter().any(|p| *p != s.powers[0]));
         self.lossy += u64::from(l.loss > 0.0);
         self.duplicating += u64::from(l.duplicate > 0.0);
         self.reordering += u64::from(l.reorder > 0.0);
@@ -518,8 +647,17 @@ impl FaultMix {
             .map(|(n, (seeds, h))| format!("n={n} {seeds} seeds/{h} heights"))
             .collect();
         parts.push(format!(
-            "seeds with crashes {} partitions {} loss {} duplication {} reordering {}",
-            self.crashes, self.partitions, self.lossy, self.duplicating, self.reordering
+            "seeds with crashes {} partitions {} (three groups {}) one-way links {} loss {} duplication {} reordering {} clock beyond drift {} clock jumps {} unequal powers {}",
+            self.crashes,
+            self.partitions,
+            self.three_way,
+            self.one_way,
+            self.lossy,
+            self.duplicating,
+            self.reordering,
+            self.skewed,
+            self.jumps,
+            self.unequal_powers
         ));
         let byz: Vec<String> = self
             .byzantine
@@ -534,7 +672,8 @@ impl FaultMix {
 /// `SIM_SEEDS` seeds from `SIM_SEEDS_FROM` (or the one `SIM_SEED`) over mixed fault schedules, on
 /// one worker per core, taking seeds in order (each run is deterministic on its own, so the split
 /// changes nothing but the wall time, and a run cut short has done about the first `seeds=` of its
-/// last progress line). Ends with one summary line, `sim seeds=<n> heights=<n> violations=<n>`, and fails
+/// last progress line). Ends with one summary line, `sim seeds=<n> heights=<n> txs=<n>
+/// violations=<n>`, then the fault mix, and fails
 /// with every failing seed's replay command.
 #[test]
 fn sweep() {
@@ -554,6 +693,7 @@ fn sweep() {
     let next = AtomicUsize::new(0);
     let done = AtomicU64::new(0);
     let heights = AtomicU64::new(0);
+    let txs = AtomicU64::new(0);
     let violations = AtomicU64::new(0);
     let mix = Mutex::new(FaultMix::default());
     let failures = Mutex::new(Vec::<String>::new());
@@ -564,6 +704,7 @@ fn sweep() {
                     let scenario = Scenario::random(*seed);
                     let report = run(&scenario);
                     heights.fetch_add(report.heights, AtomicOrdering::Relaxed);
+                    txs.fetch_add(report.txs, AtomicOrdering::Relaxed);
                     violations.fetch_add(report.violations.len() as u64, AtomicOrdering::Relaxed);
                     if let Ok(mut m) = mix.lock() {
                         m.add(&scenario, report.heights);
@@ -588,9 +729,10 @@ fn sweep() {
         }
     });
     println!(
-        "sim seeds={} heights={} violations={} ({workers} threads, {:.1}s)",
+        "sim seeds={} heights={} txs={} violations={} ({workers} threads, {:.1}s)",
         seeds.len(),
         heights.into_inner(),
+        txs.into_inner(),
         violations.into_inner(),
         started.elapsed().as_secs_f64()
     );
@@ -641,6 +783,7 @@ fn n1_commits_every_height_in_round_0() {
     let r = run(&Scenario::clean(1, 1));
     assert_ok(&r);
     assert!(r.heights >= 5, "{r:?}");
+    assert!(r.txs > 0, "{r:?}");
     assert!(r.rounds.iter().all(|r| *r == 0), "{:?}", r.rounds);
 }
 

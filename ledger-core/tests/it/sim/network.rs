@@ -3,8 +3,10 @@
 //! Every message is sent as its canonical encoding and decoded on delivery, so the simulation runs
 //! the real wire format. Messages are delayed by `base_latency_ms + uniform(0..=jitter_ms)` and,
 //! with probability `reorder`, by up to `reorder_extra_ms` more, which lets later messages
-//! overtake them. A partition assigns each node a group; messages between groups are dropped.
+//! overtake them. A partition assigns each node a group (two or three groups); messages between
+//! groups are dropped. A one-way fault drops the messages of one direction of one link only.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use rand::RngExt;
@@ -45,6 +47,8 @@ pub struct Network {
     pub links: LinkConfig,
     /// Group per node while a partition is open.
     partition: Option<Vec<u8>>,
+    /// (from, to) directions that drop everything.
+    one_way: BTreeSet<(usize, usize)>,
     pub sent: u64,
     pub dropped: u64,
 }
@@ -54,6 +58,7 @@ impl Network {
         Network {
             links,
             partition: None,
+            one_way: BTreeSet::new(),
             sent: 0,
             dropped: 0,
         }
@@ -67,7 +72,23 @@ impl Network {
         self.partition = None;
     }
 
+    /// Drops (`on`) or restores the direction `from` -> `to`.
+    pub fn one_way(&mut self, from: usize, to: usize, on: bool) {
+        if on {
+            self.one_way.insert((from, to));
+        } else {
+            self.one_way.remove(&(from, to));
+        }
+    }
+
+    pub fn clear_one_way(&mut self) {
+        self.one_way.clear();
+    }
+
     fn connected(&self, a: usize, b: usize) -> bool {
+        if self.one_way.contains(&(a, b)) {
+            return false;
+        }
         match &self.partition {
             None => true,
             Some(g) => g.get(a) == g.get(b),

@@ -1,28 +1,43 @@
-//! A simulated node: a tiny driver around the real [`ConsensusMachine`].
+//! A simulated node: the node's real consensus driver ([`Engine`]) with simulated I/O.
 //!
-//! It does what the node's consensus task does, minus the I/O: executes outputs in order (the
-//! write-ahead log is "durable" the moment an entry is appended; a crash can cut the output list
-//! anywhere), builds real blocks with valid headers on its own chain (no transactions), validates
-//! proposals with an honest check, commits decided blocks with their certificates, answers the
-//! machine's timers, ticks, and syncs: a node that sees a peer behind sends it committed blocks
-//! with certificates; a node that sees a peer ahead asks for them.
+//! Everything that decides what goes into the chain is the engine's; this file only does what the
+//! node's tokio shell (`node/src/consensus/driver.rs`) does with its effects, in order:
+//!
+//! - a simulated **store**: the durable chain and the write-ahead log. [`Effect::Persist`] is
+//!   durable the moment it is performed; [`Effect::Commit`] appends the block and empties the log
+//!   atomically. A crash (also in the middle of an effect list) loses every effect not yet
+//!   performed and everything in memory: the engine, the mempool, pending answers. A restart
+//!   rebuilds the engine from the store: the state replayed from genesis with
+//!   [`replay_block`], [`Head::committed`], the log's entries of the next height and its next
+//!   sequence number.
+//! - a simulated **mempool**: admits transfers (signature verified, through the run's
+//!   [`TxMemo`](super::TxMemo)), gossips those a client submitted, answers
+//!   [`Effect::FetchCandidates`] (per-sender nonce order from the sender's next nonce, within
+//!   `max_txs` and `max_bytes`) and [`Effect::LookupVerified`], forgets committed and invalid
+//!   transactions, and reports its size with [`Event::PoolSize`].
+//! - **clocks**: `Now { wall: virtual + offset, mono_ms: virtual }`; after every handled event the
+//!   node asks [`Engine::next_deadline_ms`] and schedules a wake-up for it (a wake-up for another
+//!   deadline or an earlier incarnation is stale and ignored).
+//! - the **network** edge: consensus messages are decoded from the bytes the network carried
+//!   (a forged body does not decode) and fed as [`Event::Verified`] (checked like gossip
+//!   validation does) on odd nodes, [`Event::Message`] on even ones; block sync requests and
+//!   responses, applied with [`Event::Synced`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fmt;
 
-use ledger_core::consensus::{
-    ConsensusConfig, ConsensusMachine, ConsensusMessage, Input, Output, TimeoutKind, WalEntry,
-};
-use ledger_core::merkle::merkle_root;
+use ledger_core::consensus::{ConsensusMessage, WalEntry};
+use ledger_core::engine::{Effect, Engine, EngineConfig, Event, Head, Now};
+use ledger_core::validation::{ParentBlock, replay_block};
 use ledger_core::{
-    Block, BlockHeader, ChainId, CommitCertificate, CommittedBlock, Hash, Height, Keypair, Round,
-    TimestampMs, ValidatorSet,
+    Address, CommittedBlock, Hash, Height, Keypair, SignedTransaction, TimestampMs,
+    VerifiedTransaction,
 };
 use rand::RngExt;
 
 use super::byzantine::{Me, Strategy};
 use super::checker::ViolationKind;
-use super::{Ctx, Event, NetMsg, Timer};
+use super::{Ctx, NetMsg};
 
 /// Blocks per sync response.
 const SYNC_BATCH: u64 = 8;
@@ -31,72 +46,102 @@ const SYNC_INTERVAL_MS: u64 = 200;
 /// A node asks for blocks only after it has been at its height this long: a peer one height ahead
 /// is normal for a moment, and the machine buffers the next height's messages meanwhile.
 const SYNC_GRACE_MS: u64 = 1000;
-/// Re-broadcast cadence of [`Input::Tick`].
-pub const TICK_MS: u64 = 300;
+/// How often a byzantine strategy gets its `on_tick`.
+const STRATEGY_TICK_MS: u64 = 300;
+/// Transactions a mempool holds at most.
+const POOL_CAP: usize = 4096;
 
-/// What a block builds on: the last committed block, or genesis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParentInfo {
-    pub height: u64,
-    pub hash: Hash,
-    pub timestamp_ms: u64,
+/// The durable part of a node: what survives a crash.
+#[derive(Debug, Default, Clone)]
+pub struct Store {
+    pub chain: Vec<CommittedBlock>,
+    /// (height, seq, entry), in append order.
+    pub wal: Vec<(Height, u64, WalEntry)>,
 }
 
-/// The state root of the empty ledger: the simulation carries no transactions, so every block
-/// leaves the state as genesis made it.
-pub const STATE_ROOT: Hash = Hash::ZERO;
+/// Pending transactions, by sender and nonce (one per slot: the first one seen wins).
+#[derive(Debug, Default)]
+pub struct Mempool {
+    by_slot: BTreeMap<(Address, u64), VerifiedTransaction>,
+    hashes: HashSet<Hash>,
+}
 
-/// The honest validity check (`valid(v)`) of the simulated chain: the header fits the parent, the
-/// proposer is a validator, the transaction root and count match the body, and the previous block's
-/// certificate verifies (cached by certificate hash in `verified_certs`).
-pub fn check_block(
-    chain_id: &ChainId,
-    validators: &ValidatorSet,
-    parent: &ParentInfo,
-    block: &Block,
-    verified_certs: &mut BTreeSet<Hash>,
-) -> Result<(), String> {
-    let h = &block.header;
-    if &h.chain_id != chain_id {
-        return Err(format!("chain id {}", h.chain_id));
+impl Mempool {
+    pub fn len(&self) -> usize {
+        self.by_slot.len()
     }
-    if h.height.0 != parent.height + 1 {
-        return Err(format!("height {} on parent {}", h.height, parent.height));
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.hashes.contains(hash)
     }
-    if h.prev_hash != parent.hash {
-        return Err("previous hash".into());
-    }
-    if h.timestamp_ms.0 <= parent.timestamp_ms {
-        return Err(format!(
-            "timestamp {} not after {}",
-            h.timestamp_ms, parent.timestamp_ms
-        ));
-    }
-    if validators.get(&h.proposer).is_none() {
-        return Err("proposer is not a validator".into());
-    }
-    let hashes: Vec<Hash> = block.txs.iter().map(|t| t.hash()).collect();
-    if h.tx_count as usize != block.txs.len() || h.tx_root != merkle_root(&hashes) {
-        return Err("transaction root or count".into());
-    }
-    if h.state_root != STATE_ROOT {
-        return Err("state root".into());
-    }
-    match (&block.last_commit, parent.height) {
-        (None, 0) if h.last_commit_hash == Hash::ZERO => Ok(()),
-        (Some(cert), p) if p > 0 => {
-            if h.last_commit_hash != cert.hash() {
-                return Err("last commit hash".into());
-            }
-            if verified_certs.contains(&cert.hash()) {
-                return Ok(());
-            }
-            cert.verify(chain_id, validators, Height(p), &parent.hash)
-                .map_err(|e| format!("last commit: {e}"))?;
-            verified_certs.insert(cert.hash());
-            Ok(())
+
+    /// Admits `tx` unless it is known, its slot is taken, its nonce is spent or the pool is full.
+    fn admit(&mut self, tx: VerifiedTransaction, next_nonce: u64) -> bool {
+        let slot = (tx.sender(), tx.tx().nonce.0);
+        if slot.1 < next_nonce
+            || self.by_slot.len() >= POOL_CAP
+            || self.hashes.contains(&tx.hash())
+            || self.by_slot.contains_key(&slot)
+        {
+            return false;
         }
-        _ => Err("last commit presence".into()),
+        self.hashes.insert(tx.hash());
+        self.by_slot.insert(slot, tx);
+        true
+    }
+
+    fn remove_hashes(&mut self, hashes: &BTreeSet<Hash>) {
+        if hashes.is_empty() {
+            return;
+        }
+        self.by_slot.retain(|_, tx| !hashes.contains(&tx.hash()));
+        for h in hashes {
+            self.hashes.remove(h);
+        }
+    }
+
+    /// Forgets `sender`'s transactions below `next_nonce` (spent by a committed block).
+    fn spent(&mut self, sender: Address, next_nonce: u64) {
+        let stale: Vec<(Address, u64)> = self
+            .by_slot
+            .range((sender, 0)..(sender, next_nonce))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            if let Some(tx) = self.by_slot.remove(&k) {
+                self.hashes.remove(&tx.hash());
+            }
+        }
+    }
+
+    /// Block candidates: for each sender, its transactions from its next nonce on without a gap,
+    /// in nonce order; at most `max_txs`, at most `max_bytes` in all.
+    fn candidates(
+        &self,
+        next_nonce: impl Fn(&Address) -> u64,
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Vec<VerifiedTransaction> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut sender: Option<(Address, u64)> = None;
+        for ((addr, nonce), tx) in &self.by_slot {
+            let expected = match sender {
+                Some((a, n)) if a == *addr => n,
+                _ => next_nonce(addr),
+            };
+            if *nonce != expected {
+                sender = Some((*addr, u64::MAX));
+                continue;
+            }
+            if out.len() >= max_txs || bytes + tx.encoded_len() > max_bytes {
+                break;
+            }
+            bytes += tx.encoded_len();
+            out.push(tx.clone());
+            sender = Some((*addr, expected + 1));
+        }
+        out
     }
 }
 
@@ -105,22 +150,28 @@ pub struct SimNode {
     key: Keypair,
     /// `None` for an honest node.
     pub strategy: Option<Box<dyn Strategy>>,
-    machine: Option<ConsensusMachine>,
-    /// Incarnation: timers of an earlier life are ignored.
+    engine: Option<Engine>,
+    /// Stopped for good by an [`ledger_core::engine::EngineError`] (the node exits).
+    halted: bool,
+    /// Incarnation: wake-ups of an earlier life are ignored.
     pub epoch: u32,
-    /// The durable write-ahead log (survives crashes).
-    wal: Vec<WalEntry>,
-    /// The durable block store (survives crashes).
-    pub chain: Vec<CommittedBlock>,
+    pub store: Store,
+    pool: Mempool,
     clock_offset_ms: i64,
+    /// The deadline the pending wake-up was scheduled for.
+    armed: Option<u64>,
     height_started_ms: u64,
     last_sync_reply_ms: Vec<Option<u64>>,
     last_sync_request_ms: Vec<Option<u64>>,
-    /// Crash while executing the next non-empty output list, after this many (mod its length).
+    last_strategy_tick_ms: u64,
+    /// Crash while performing the next non-empty effect list, after this many (mod its length).
     crash_armed: Option<u32>,
-    verified_certs: BTreeSet<Hash>,
-    /// Check signatures in the driver (`verify_message` + `Input::Verified`) instead of the machine.
+    /// Check signatures at the edge (`ConsensusMessage::verified` + `Event::Verified`) instead of
+    /// in the machine.
     pre_verify: bool,
+    /// Protection switched off (non-vacuity tests only): the mempool answers `LookupVerified` with
+    /// every hash asked, as if it had verified them all.
+    pub lying_mempool: bool,
     pub restarts: u32,
 }
 
@@ -129,8 +180,8 @@ impl fmt::Debug for SimNode {
         f.debug_struct("SimNode")
             .field("index", &self.index)
             .field("strategy", &self.strategy)
-            .field("up", &self.machine.is_some())
-            .field("height", &self.chain.len())
+            .field("up", &self.engine.is_some())
+            .field("height", &self.store.chain.len())
             .finish()
     }
 }
@@ -147,82 +198,103 @@ impl SimNode {
             index,
             key,
             strategy,
-            machine: None,
+            engine: None,
+            halted: false,
             epoch: 0,
-            wal: Vec::new(),
-            chain: Vec::new(),
+            store: Store::default(),
+            pool: Mempool::default(),
             clock_offset_ms,
+            armed: None,
             height_started_ms: 0,
             last_sync_reply_ms: vec![None; n],
             last_sync_request_ms: vec![None; n],
+            last_strategy_tick_ms: 0,
             crash_armed: None,
-            verified_certs: BTreeSet::new(),
             pre_verify: index % 2 == 1,
+            lying_mempool: false,
             restarts: 0,
         }
     }
 
     pub fn is_up(&self) -> bool {
-        self.machine.is_some()
+        self.engine.is_some()
     }
 
-    fn local(&self, virtual_ms: u64) -> u64 {
-        virtual_ms.saturating_add_signed(self.clock_offset_ms)
-    }
-
-    fn to_virtual(&self, local_ms: u64) -> u64 {
-        local_ms.saturating_add_signed(-self.clock_offset_ms)
-    }
-
-    fn config(&self, ctx: &Ctx<'_>) -> ConsensusConfig {
-        ConsensusConfig {
-            chain_id: ctx.world.chain_id.clone(),
-            params: ctx.world.params.clone(),
-            key: Some(self.key.clone()),
+    fn now(&self, ctx: &Ctx<'_>) -> Now {
+        Now {
+            wall: TimestampMs(ctx.now.saturating_add_signed(self.clock_offset_ms)),
+            mono_ms: ctx.now,
         }
     }
 
-    fn next_height(&self) -> Height {
-        Height(self.chain.len() as u64 + 1)
+    /// A clock jump: the wall clock moves, the monotonic one (every timer) does not.
+    pub fn set_clock_offset(&mut self, offset_ms: i64) {
+        self.clock_offset_ms = offset_ms;
     }
 
-    fn parent(&self, ctx: &Ctx<'_>) -> ParentInfo {
-        match self.chain.last() {
-            None => ctx.world.genesis,
-            Some(c) => ParentInfo {
-                height: c.block.header.height.0,
-                hash: c.block.hash(),
-                timestamp_ms: c.block.header.timestamp_ms.0,
-            },
-        }
+    fn next_height(&self) -> u64 {
+        self.store.chain.len() as u64 + 1
     }
 
-    /// First start: a fresh machine.
+    /// First start.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
-        self.machine = Some(ConsensusMachine::new(self.config(ctx)));
-        self.begin(ctx);
+        self.boot(ctx);
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.height_started_ms = ctx.now;
-        let tick = ctx.now + TICK_MS;
-        ctx.queue.push(tick, self.timer(Timer::Tick));
-        let input = Input::StartHeight {
-            height: self.next_height(),
-            validators: ctx.world.validators.clone(),
-        };
-        self.feed(ctx, input);
-    }
-
-    fn timer(&self, timer: Timer) -> Event {
-        Event::Timer {
-            node: self.index,
-            epoch: self.epoch,
-            timer,
+    /// Builds the engine from the durable store and starts it.
+    fn boot(&mut self, ctx: &mut Ctx<'_>) {
+        let genesis = ctx.world.genesis.clone();
+        let mut state = genesis.initial_state();
+        let mut parent = ParentBlock::genesis(&genesis);
+        let mut head = Head::genesis(&genesis);
+        for cb in &self.store.chain {
+            if let Err(e) = replay_block(genesis.chain_context(), &parent, &mut state, cb) {
+                ctx.checker.violate(
+                    ViolationKind::Restore,
+                    ctx.now,
+                    format!(
+                        "node {} cannot replay its stored block {}: {e}",
+                        self.index, cb.block.header.height
+                    ),
+                );
+                self.halted = true;
+                return;
+            }
+            let sealed = cb.block.clone().seal().expect("replayed, so sealed");
+            parent = ParentBlock::of(&sealed);
+            head = Head::committed(sealed, cb.commit.clone());
         }
+        let next = parent.next_height();
+        let entries: Vec<&(Height, u64, WalEntry)> = self
+            .store
+            .wal
+            .iter()
+            .filter(|(h, _, _)| *h == next)
+            .collect();
+        let next_seq = entries.iter().map(|(_, s, _)| s + 1).max().unwrap_or(0);
+        let wal = entries.into_iter().map(|(_, _, e)| e.clone()).collect();
+        let config = EngineConfig {
+            genesis,
+            key: Some(self.key.clone()),
+        };
+        match Engine::new(config, state, head, wal, next_seq) {
+            Ok(engine) => self.engine = Some(engine),
+            Err(e) => {
+                ctx.checker.violate(
+                    ViolationKind::Restore,
+                    ctx.now,
+                    format!("node {} cannot restore its log: {e}", self.index),
+                );
+                self.halted = true;
+                return;
+            }
+        }
+        self.armed = None;
+        self.height_started_ms = ctx.now;
+        self.handle(ctx, Event::Start);
     }
 
-    /// A crash event: now, or in the middle of the next output list.
+    /// A crash event: now, or in the middle of the next effect list.
     pub fn crash_event(&mut self, ctx: &mut Ctx<'_>, mid_output: bool) {
         if !self.is_up() {
             return;
@@ -234,94 +306,226 @@ impl SimNode {
         }
     }
 
+    /// Power lost: everything but the store is gone.
     fn crash(&mut self) {
-        self.machine = None;
+        self.engine = None;
+        self.pool = Mempool::default();
         self.crash_armed = None;
+        self.armed = None;
         self.epoch += 1;
     }
 
-    /// Restart from the durable state: the block store and the write-ahead log.
+    /// Restart from the durable store.
     pub fn restart(&mut self, ctx: &mut Ctx<'_>) {
         self.crash_armed = None;
-        if self.is_up() {
+        if self.is_up() || self.halted {
             return;
         }
         self.restarts += 1;
-        let machine = match ConsensusMachine::restore(self.config(ctx), self.wal.clone()) {
-            Ok(m) => m,
-            Err(e) => {
-                ctx.checker.violate(
-                    ViolationKind::Restore,
-                    ctx.now,
-                    format!("node {} cannot restore its log: {e}", self.index),
-                );
-                ConsensusMachine::new(self.config(ctx))
-            }
-        };
-        self.machine = Some(machine);
-        self.begin(ctx);
+        self.boot(ctx);
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, epoch: u32, timer: Timer) {
-        if epoch != self.epoch || !self.is_up() {
+    pub fn on_wake(&mut self, ctx: &mut Ctx<'_>, epoch: u32, deadline: u64) {
+        if epoch != self.epoch || self.armed != Some(deadline) || !self.is_up() {
             return;
         }
-        match timer {
-            Timer::Tick => {
-                ctx.queue.push(ctx.now + TICK_MS, self.timer(Timer::Tick));
-                if let Some(s) = self.strategy.as_mut() {
-                    let me = Me {
-                        index: self.index,
-                        key: &self.key,
-                    };
-                    s.on_tick(&me, ctx);
-                }
-                self.feed(ctx, Input::Tick);
-            }
-            Timer::Timeout {
-                height,
-                round,
-                kind,
-            } => self.feed(
-                ctx,
-                Input::TimeoutElapsed {
-                    height: Height(height),
-                    round: Round(round),
-                    kind,
-                },
-            ),
-            Timer::BuildReady { height } => {
-                if height != self.next_height().0 {
-                    return;
-                }
-                let block = self.build_block(ctx);
-                let Ok(block) = block.seal() else {
-                    return;
+        self.armed = None;
+        if self.strategy.is_some() && ctx.now >= self.last_strategy_tick_ms + STRATEGY_TICK_MS {
+            self.last_strategy_tick_ms = ctx.now;
+            let now = self.now(ctx);
+            if let Some(s) = self.strategy.as_mut() {
+                let me = Me {
+                    index: self.index,
+                    key: &self.key,
+                    engine: self.engine.as_ref(),
+                    now,
                 };
-                self.feed(ctx, Input::BlockBuilt(block));
+                s.on_tick(&me, ctx);
+            }
+        }
+        self.handle(ctx, Event::Time);
+    }
+
+    /// Handles `event` and every answer its effects produce, performing effects in order; then
+    /// schedules the engine's next deadline.
+    fn handle(&mut self, ctx: &mut Ctx<'_>, event: Event) {
+        let mut pending = VecDeque::from([event]);
+        while let Some(event) = pending.pop_front() {
+            let now = self.now(ctx);
+            let Some(engine) = self.engine.as_mut() else {
+                return;
+            };
+            let effects = match engine.handle(now, event) {
+                Ok(effects) => effects,
+                Err(e) => {
+                    ctx.checker.violate(
+                        ViolationKind::Engine,
+                        ctx.now,
+                        format!("node {}: engine error: {e}", self.index),
+                    );
+                    self.crash();
+                    self.halted = true;
+                    return;
+                }
+            };
+            let cut = match self.crash_armed {
+                Some(k) if !effects.is_empty() => Some(k as usize % effects.len()),
+                _ => None,
+            };
+            for (i, effect) in effects.into_iter().enumerate() {
+                if cut == Some(i) {
+                    // Power lost here: this effect and the rest never happen.
+                    self.crash();
+                    return;
+                }
+                self.perform(ctx, effect, &mut pending);
+            }
+        }
+        self.arm(ctx);
+    }
+
+    /// Schedules a wake-up for the engine's next deadline, unless one is pending for it.
+    fn arm(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(engine) = self.engine.as_ref() else {
+            return;
+        };
+        let deadline = engine.next_deadline_ms();
+        if self.armed == Some(deadline) {
+            return;
+        }
+        self.armed = Some(deadline);
+        ctx.queue.push(
+            deadline.max(ctx.now),
+            super::Event::Wake {
+                node: self.index,
+                epoch: self.epoch,
+                deadline,
+            },
+        );
+    }
+
+    fn next_nonce_of(&self, address: &Address) -> u64 {
+        self.engine
+            .as_ref()
+            .map_or(0, |e| e.state().get(address).nonce.0)
+    }
+
+    fn perform(&mut self, ctx: &mut Ctx<'_>, effect: Effect, pending: &mut VecDeque<Event>) {
+        match effect {
+            Effect::Persist { height, seq, entry } => self.store.wal.push((height, seq, entry)),
+            Effect::Broadcast(m) => {
+                ctx.checker.on_broadcast(self.index, &m, ctx.now);
+                let now = self.now(ctx);
+                match self.strategy.as_mut() {
+                    None => ctx.broadcast(self.index, &NetMsg::Consensus(m)),
+                    Some(s) => {
+                        let me = Me {
+                            index: self.index,
+                            key: &self.key,
+                            engine: self.engine.as_ref(),
+                            now,
+                        };
+                        s.on_broadcast(&me, ctx, m);
+                    }
+                }
+            }
+            Effect::Evidence(e) => ctx.checker.on_evidence(self.index, &e, ctx.now),
+            Effect::FetchCandidates {
+                height,
+                max_txs,
+                max_bytes,
+            } => {
+                let txs = self
+                    .pool
+                    .candidates(|a| self.next_nonce_of(a), max_txs, max_bytes);
+                pending.push_back(Event::Candidates { height, txs });
+            }
+            Effect::LookupVerified {
+                block_hash,
+                tx_hashes,
+            } => {
+                let verified = tx_hashes
+                    .into_iter()
+                    .filter(|h| self.lying_mempool || self.pool.contains(h))
+                    .collect();
+                pending.push_back(Event::VerifiedTxs {
+                    block_hash,
+                    verified,
+                });
+            }
+            Effect::DropInvalid(list) => {
+                let hashes: BTreeSet<Hash> = list.into_iter().map(|(h, _)| h).collect();
+                self.pool.remove_hashes(&hashes);
+                pending.push_back(Event::PoolSize {
+                    txs: self.pool.len(),
+                });
+            }
+            Effect::Commit(c) => {
+                let cb = CommittedBlock {
+                    block: c.block.block().clone(),
+                    commit: c.certificate.clone(),
+                };
+                // One atomic write: the block, and the log of its height dropped.
+                self.store.chain.push(cb);
+                self.store.wal.clear();
+                ctx.checker
+                    .on_commit(self.index, &self.store.chain, ctx.now);
+                let hashes: BTreeSet<Hash> = c.tx_hashes.iter().copied().collect();
+                self.pool.remove_hashes(&hashes);
+                for (address, account) in &c.accounts {
+                    self.pool.spent(*address, account.nonce.0);
+                }
+                self.height_started_ms = ctx.now;
+                pending.push_back(Event::PoolSize {
+                    txs: self.pool.len(),
+                });
+            }
+            Effect::BuildFailed { height, error } => {
+                if self.strategy.is_none() {
+                    ctx.checker.violate(
+                        ViolationKind::Engine,
+                        ctx.now,
+                        format!(
+                            "honest node {} failed to build block {height}: {error}",
+                            self.index
+                        ),
+                    );
+                }
+            }
+            Effect::InvalidProposal { .. } | Effect::SyncRefused { .. } => {
+                ctx.checker.invalid_seen += 1;
             }
         }
     }
 
-    /// A block on our chain at our local time, empty, with a valid header.
-    fn build_block(&self, ctx: &Ctx<'_>) -> Block {
-        let parent = self.parent(ctx);
-        let last = self.chain.last();
-        let now = self.local(ctx.now);
-        Block {
-            header: BlockHeader {
-                chain_id: ctx.world.chain_id.clone(),
-                height: Height(parent.height + 1),
-                prev_hash: parent.hash,
-                timestamp_ms: TimestampMs(now.max(parent.timestamp_ms + 1)),
-                proposer: self.key.address(),
-                tx_root: merkle_root(&[]),
-                tx_count: 0,
-                state_root: STATE_ROOT,
-                last_commit_hash: last.map_or(Hash::ZERO, |c| c.commit.hash()),
-            },
-            last_commit: last.map(|c| c.commit.clone()),
-            txs: Vec::new(),
+    /// Admits verified-or-verifiable transactions; returns whether the pool grew.
+    fn admit(&mut self, ctx: &Ctx<'_>, txs: &[SignedTransaction]) -> bool {
+        let mut grew = false;
+        for stx in txs {
+            let verified = match ctx.memo.get(&stx.hash()) {
+                Some(v) => v.clone(),
+                None => match stx.clone().verify(&ctx.world.chain_id) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+            };
+            let next = self.next_nonce_of(&verified.sender());
+            grew |= self.pool.admit(verified, next);
+        }
+        grew
+    }
+
+    /// A client submits `txs` to this node: admitted, then gossiped to the others.
+    pub fn submit(&mut self, ctx: &mut Ctx<'_>, txs: Vec<SignedTransaction>) {
+        if !self.is_up() {
+            return;
+        }
+        if self.admit(ctx, &txs) {
+            let size = self.pool.len();
+            self.handle(ctx, Event::PoolSize { txs: size });
+        }
+        if self.strategy.as_ref().is_none_or(|s| s.gossips_txs()) {
+            ctx.broadcast(self.index, &NetMsg::Txs(txs));
         }
     }
 
@@ -335,12 +539,25 @@ impl SimNode {
         match msg {
             NetMsg::Consensus(m) => self.on_consensus(ctx, from, m),
             NetMsg::SyncRequest { from_height } => self.serve_sync(ctx, from, from_height),
-            NetMsg::SyncResponse { blocks } => self.apply_sync(ctx, blocks),
+            NetMsg::SyncResponse { blocks } => {
+                if blocks
+                    .first()
+                    .is_some_and(|b| b.block.header.height.0 <= self.next_height())
+                {
+                    self.handle(ctx, Event::Synced(blocks));
+                }
+            }
+            NetMsg::Txs(txs) => {
+                if self.admit(ctx, &txs) {
+                    let size = self.pool.len();
+                    self.handle(ctx, Event::PoolSize { txs: size });
+                }
+            }
         }
     }
 
     fn on_consensus(&mut self, ctx: &mut Ctx<'_>, from: usize, m: ConsensusMessage) {
-        let mine = self.next_height().0;
+        let mine = self.next_height();
         let theirs = m.height().0;
         if theirs < mine {
             // The peer is behind: send it what it misses (rate-limited).
@@ -351,211 +568,46 @@ impl SimNode {
         {
             ctx.send(self.index, from, &NetMsg::SyncRequest { from_height: mine });
         }
+        let now = self.now(ctx);
         if let Some(s) = self.strategy.as_mut() {
             let me = Me {
                 index: self.index,
                 key: &self.key,
+                engine: self.engine.as_ref(),
+                now,
             };
             s.on_receive(&me, ctx, from, &m);
         }
-        let input = if self.pre_verify {
-            let Some(machine) = self.machine.as_ref() else {
-                return;
-            };
-            match machine.verify_message(m) {
-                Ok(v) => Input::Verified(v),
+        let event = if self.pre_verify {
+            // Gossip validation: checked once at the edge, against the chain's validator set.
+            match m.verified(&ctx.world.chain_id, &ctx.world.validators) {
+                Ok(v) => Event::Verified(v),
                 Err(_) => return,
             }
         } else {
-            match m {
-                ConsensusMessage::Proposal(p) => Input::Proposal(p),
-                ConsensusMessage::Vote(v) => Input::Vote(v),
-            }
+            Event::Message(m)
         };
-        self.feed(ctx, input);
+        self.handle(ctx, event);
     }
 
     fn serve_sync(&mut self, ctx: &mut Ctx<'_>, to: usize, from_height: u64) {
         if self.strategy.as_ref().is_some_and(|s| !s.serves_sync()) {
             return;
         }
-        let have = self.chain.len() as u64;
+        let have = self.store.chain.len() as u64;
         if from_height == 0 || from_height > have || !due(&mut self.last_sync_reply_ms[to], ctx.now)
         {
             return;
         }
         let end = have.min(from_height + SYNC_BATCH - 1);
         let blocks: Vec<CommittedBlock> =
-            self.chain[(from_height - 1) as usize..end as usize].to_vec();
+            self.store.chain[(from_height - 1) as usize..end as usize].to_vec();
         ctx.send(self.index, to, &NetMsg::SyncResponse { blocks });
-    }
-
-    fn apply_sync(&mut self, ctx: &mut Ctx<'_>, blocks: Vec<CommittedBlock>) {
-        for cb in blocks {
-            if cb.block.header.height != self.next_height() {
-                continue;
-            }
-            let parent = self.parent(ctx);
-            let hash = cb.block.hash();
-            let ok = cb
-                .commit
-                .verify(
-                    &ctx.world.chain_id,
-                    &ctx.world.validators,
-                    cb.block.header.height,
-                    &hash,
-                )
-                .is_ok()
-                && check_block(
-                    &ctx.world.chain_id,
-                    &ctx.world.validators,
-                    &parent,
-                    &cb.block,
-                    &mut self.verified_certs,
-                )
-                .is_ok();
-            if !ok {
-                return;
-            }
-            self.commit(ctx, cb.block, cb.commit);
-            let input = Input::StartHeight {
-                height: self.next_height(),
-                validators: ctx.world.validators.clone(),
-            };
-            self.feed(ctx, input);
-        }
-    }
-
-    fn commit(&mut self, ctx: &mut Ctx<'_>, block: Block, commit: CommitCertificate) {
-        ctx.checker.on_commit(self.index, &block, &commit, ctx.now);
-        self.chain.push(CommittedBlock { block, commit });
-        // The log's entries are for the committed height: useless from now on (the node drops
-        // them in the commit's write batch).
-        self.wal.clear();
-        self.height_started_ms = ctx.now;
-    }
-
-    /// Runs `input` and everything its outputs feed back, executing outputs in order.
-    fn feed(&mut self, ctx: &mut Ctx<'_>, input: Input) {
-        let mut pending = VecDeque::from([input]);
-        while let Some(input) = pending.pop_front() {
-            let now = TimestampMs(self.local(ctx.now));
-            let Some(machine) = self.machine.as_mut() else {
-                return;
-            };
-            let trace = trace_enabled();
-            if trace {
-                eprintln!(
-                    "{} n{} <- {}",
-                    ctx.now - super::T0,
-                    self.index,
-                    brief_input(&input)
-                );
-            }
-            let outputs = machine.handle(now, input);
-            if trace {
-                for o in &outputs {
-                    eprintln!(
-                        "{} n{} -> {}",
-                        ctx.now - super::T0,
-                        self.index,
-                        brief_output(o)
-                    );
-                }
-            }
-            let cut = match self.crash_armed {
-                Some(k) if !outputs.is_empty() => Some(k as usize % outputs.len()),
-                _ => None,
-            };
-            for (i, out) in outputs.into_iter().enumerate() {
-                if cut == Some(i) {
-                    // Power lost here: this output and the rest never happen.
-                    self.crash();
-                    return;
-                }
-                self.execute(ctx, out, &mut pending);
-            }
-        }
-    }
-
-    fn execute(&mut self, ctx: &mut Ctx<'_>, out: Output, pending: &mut VecDeque<Input>) {
-        match out {
-            Output::Persist(e) => self.wal.push(e),
-            Output::Broadcast(m) => {
-                ctx.checker.on_broadcast(self.index, &m, ctx.now);
-                match self.strategy.as_mut() {
-                    None => ctx.broadcast(self.index, &NetMsg::Consensus(m)),
-                    Some(s) => {
-                        let me = Me {
-                            index: self.index,
-                            key: &self.key,
-                        };
-                        s.on_broadcast(&me, ctx, m);
-                    }
-                }
-            }
-            Output::ScheduleTimeout {
-                height,
-                round,
-                kind,
-                at,
-            } => {
-                let at = self.to_virtual(at.0).max(ctx.now);
-                let timer = Timer::Timeout {
-                    height: height.0,
-                    round: round.0,
-                    kind,
-                };
-                ctx.queue.push(at, self.timer(timer));
-            }
-            Output::BuildBlock {
-                height,
-                empty_block_at,
-                ..
-            } => {
-                // Block production policy: with transactions waiting (a coin flip here), build
-                // after the fill pause; otherwise at the empty-block time.
-                let txs_waiting = ctx.rng.random_bool(0.5);
-                let at = if txs_waiting {
-                    ctx.now + ctx.world.params.block_fill_pause_ms
-                } else {
-                    self.to_virtual(empty_block_at.0)
-                };
-                let timer = Timer::BuildReady { height: height.0 };
-                ctx.queue.push(at.max(ctx.now), self.timer(timer));
-            }
-            Output::ValidateBlock { block, .. } => {
-                let parent = self.parent(ctx);
-                let valid = check_block(
-                    &ctx.world.chain_id,
-                    &ctx.world.validators,
-                    &parent,
-                    block.block(),
-                    &mut self.verified_certs,
-                )
-                .is_ok();
-                pending.push_back(Input::BlockValidated {
-                    block_hash: block.hash(),
-                    valid,
-                });
-            }
-            Output::Decide { block, certificate } => {
-                if block.height() != self.next_height() {
-                    return;
-                }
-                self.commit(ctx, block.into_block(), certificate);
-                pending.push_back(Input::StartHeight {
-                    height: self.next_height(),
-                    validators: ctx.world.validators.clone(),
-                });
-            }
-            Output::Evidence(e) => ctx.checker.on_evidence(self.index, &e, ctx.now),
-        }
     }
 
     /// The round the node's machine is in, for reports.
     pub fn round(&self) -> Option<u32> {
-        self.machine.as_ref().map(|m| m.round().0)
+        self.engine.as_ref().map(|e| e.machine().round().0)
     }
 }
 
@@ -566,77 +618,4 @@ fn due(last: &mut Option<u64>, now: u64) -> bool {
     }
     *last = Some(now);
     true
-}
-
-/// Timeout kinds are plain data in events.
-pub fn timeout_kind_tag(kind: TimeoutKind) -> u8 {
-    match kind {
-        TimeoutKind::Propose => 0,
-        TimeoutKind::Prevote => 1,
-        TimeoutKind::Precommit => 2,
-    }
-}
-
-fn trace_enabled() -> bool {
-    std::env::var_os("SIM_TRACE").is_some()
-}
-
-fn brief_msg(m: &ConsensusMessage) -> String {
-    match m {
-        ConsensusMessage::Proposal(p) => format!(
-            "Proposal(h{} r{} pol{:?} by {} block {:?})",
-            p.proposal.height.0,
-            p.proposal.round.0,
-            p.proposal.pol_round.map(|r| r.0),
-            short(&p.proposal.proposer.0),
-            p.proposal.block.hash()
-        ),
-        ConsensusMessage::Vote(v) => format!(
-            "{:?}(h{} r{} {:?} by {})",
-            v.vote.kind,
-            v.vote.height.0,
-            v.vote.round.0,
-            v.vote.block_hash,
-            short(&v.vote.validator.0)
-        ),
-    }
-}
-
-fn short(b: &[u8]) -> String {
-    b.iter().take(2).map(|x| format!("{x:02x}")).collect()
-}
-
-fn brief_input(i: &Input) -> String {
-    match i {
-        Input::Proposal(p) => brief_msg(&ConsensusMessage::Proposal(p.clone())),
-        Input::Vote(v) => brief_msg(&ConsensusMessage::Vote(v.clone())),
-        Input::Verified(v) => format!("verified {}", brief_msg(v.message())),
-        Input::StartHeight { height, .. } => format!("StartHeight({})", height.0),
-        Input::BlockBuilt(b) => format!("BlockBuilt({:?})", b.hash()),
-        other => format!("{other:?}"),
-    }
-}
-
-fn brief_output(o: &Output) -> String {
-    match o {
-        Output::Broadcast(m) => format!("Broadcast {}", brief_msg(m)),
-        Output::Persist(WalEntry::Vote(v)) => {
-            format!("Persist {}", brief_msg(&ConsensusMessage::Vote(v.clone())))
-        }
-        Output::Persist(WalEntry::Proposal(_)) => "Persist proposal".into(),
-        Output::Persist(WalEntry::ValidValue { round, block, .. }) => {
-            format!("Persist valid r{} {:?}", round.0, block.hash())
-        }
-        Output::ValidateBlock { block, .. } => format!("Validate {:?}", block.hash()),
-        Output::Decide { block, certificate } => {
-            format!(
-                "Decide h{} r{} {:?}",
-                block.height().0,
-                certificate.round.0,
-                block.hash()
-            )
-        }
-        Output::Evidence(e) => format!("Evidence against {}", short(&e.offender().0)),
-        other => format!("{other:?}"),
-    }
 }

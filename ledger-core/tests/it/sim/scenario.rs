@@ -6,6 +6,12 @@
 //! delay, no loss), partitions heal and every crashed node is up again; byzantine nodes stay
 //! byzantine. Liveness is then required: every honest node commits K more heights within a bounded
 //! virtual time.
+//!
+//! Also drawn: unequal voting powers, one-way links, partitions into three groups, clocks: every
+//! node's wall clock is off by a little, a minority's by more than `max_clock_drift_ms`, and wall
+//! clocks jump mid-run (timers run on the monotonic clock and must not care). The fault model is
+//! kept: byzantine validators plus honest ones whose clock is beyond the drift bound (they act as
+//! faulty proposers or nil voters) hold less than a third of the power.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,6 +36,23 @@ pub struct PartitionWindow {
     pub groups: Vec<u8>,
 }
 
+/// The direction `from` -> `to` drops everything between the two times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OneWayWindow {
+    pub from: usize,
+    pub to: usize,
+    pub start_ms: u64,
+    pub heal_ms: u64,
+}
+
+/// At `at_ms`, the node's wall clock is set to virtual time + `offset_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockJump {
+    pub node: usize,
+    pub at_ms: u64,
+    pub offset_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub seed: u64,
@@ -41,12 +64,23 @@ pub struct Scenario {
     pub gst_ms: u64,
     pub crashes: Vec<Crash>,
     pub partitions: Vec<PartitionWindow>,
+    pub one_way: Vec<OneWayWindow>,
+    /// Voting power per node.
+    pub powers: Vec<u64>,
+    /// Wall-clock offset per node at the start.
+    pub clock_offsets: Vec<i64>,
+    pub clock_jumps: Vec<ClockJump>,
+    /// Nodes whose clock is beyond the drift bound (for the fault mix).
+    pub skewed: Vec<usize>,
+    /// Workload: transfers per 50 ms on average.
+    pub tx_rate: u32,
+    /// Protection switched off on honest nodes (non-vacuity tests only): see
+    /// `SimNode::lying_mempool`.
+    pub lying_mempool: bool,
     /// K: heights every honest node must commit after GST ...
     pub liveness_heights: u64,
     /// ... within this much virtual time after GST.
     pub liveness_window_ms: u64,
-    /// Node clocks are off by up to this much either way.
-    pub clock_skew_ms: u64,
     /// Upper bound on processed events (a run that needs more is reported, not looped on).
     pub max_events: u64,
 }
@@ -55,6 +89,17 @@ pub struct Scenario {
 /// ~100 ms; a height needs at most a few rounds of at most a few seconds each at the rounds a fault
 /// phase of <= 12 s can reach; 30 s leaves a wide margin while still catching a stall.
 pub const LIVENESS_WINDOW_MS: u64 = 30_000;
+/// Transfers per 50 ms on average (the workload's default).
+pub const TX_RATE: u32 = 4;
+/// The sim's `max_clock_drift_ms` (see `sim_params`).
+const DRIFT_MS: i64 = 1_000;
+
+/// Whether `faulty` nodes hold less than a third of the power.
+pub fn within_f(powers: &[u64], faulty: &[usize]) -> bool {
+    let total: u64 = powers.iter().sum();
+    let bad: u64 = faulty.iter().map(|i| powers[*i]).sum();
+    3 * bad < total
+}
 
 impl Scenario {
     /// A clean run: no faults at all.
@@ -68,9 +113,15 @@ impl Scenario {
             gst_ms: 0,
             crashes: Vec::new(),
             partitions: Vec::new(),
+            one_way: Vec::new(),
+            powers: vec![1; n],
+            clock_offsets: (0..n).map(|i| (i as i64 % 3 - 1) * 20).collect(),
+            clock_jumps: Vec::new(),
+            skewed: Vec::new(),
+            tx_rate: TX_RATE,
+            lying_mempool: false,
             liveness_heights: 5,
             liveness_window_ms: LIVENESS_WINDOW_MS,
-            clock_skew_ms: 20,
             max_events: 2_000_000,
         }
     }
@@ -99,17 +150,63 @@ impl Scenario {
         }
         let gst_ms = rng.random_range(1_000..12_000);
 
-        let mut byzantine = Vec::new();
+        let powers: Vec<u64> = if n > 1 && rng.random_bool(0.3) {
+            (0..n).map(|_| rng.random_range(1..=4)).collect()
+        } else {
+            vec![1; n]
+        };
+        let mut byzantine: Vec<(usize, Variant)> = Vec::new();
         if f > 0 && rng.random_bool(0.5) {
             let count = rng.random_range(1..=f);
-            while byzantine.len() < count {
+            for _ in 0..4 * count {
+                if byzantine.len() == count {
+                    break;
+                }
                 let node = rng.random_range(0..n);
-                if byzantine.iter().all(|(b, _)| *b != node) {
-                    let v = Variant::ALL[rng.random_range(0..Variant::ALL.len())];
+                let v = Variant::ALL[rng.random_range(0..Variant::ALL.len())];
+                let mut faulty: Vec<usize> = byzantine.iter().map(|(b, _)| *b).collect();
+                faulty.push(node);
+                if byzantine.iter().all(|(b, _)| *b != node) && within_f(&powers, &faulty) {
                     byzantine.push((node, v));
                 }
             }
             byzantine.sort();
+        }
+        let faulty: Vec<usize> = byzantine.iter().map(|(b, _)| *b).collect();
+
+        // Clocks: everyone a little off; a minority (if the fault model allows) beyond the drift
+        // bound, ahead or behind; some jump mid-run.
+        let skew = rng.random_range(0..100i64);
+        let mut clock_offsets: Vec<i64> = (0..n).map(|_| rng.random_range(-skew..=skew)).collect();
+        let mut skewed = Vec::new();
+        if n > 1 && rng.random_bool(0.2) {
+            let node = rng.random_range(0..n);
+            let mut with: Vec<usize> = faulty.clone();
+            with.push(node);
+            if !faulty.contains(&node) && within_f(&powers, &with) {
+                let beyond = DRIFT_MS + rng.random_range(200..3_000);
+                clock_offsets[node] = if rng.random_bool(0.5) {
+                    beyond
+                } else {
+                    -beyond
+                };
+                skewed.push(node);
+            }
+        }
+        let mut clock_jumps = Vec::new();
+        if rng.random_bool(0.25) {
+            for _ in 0..rng.random_range(1..=3) {
+                let node = rng.random_range(0..n);
+                if skewed.contains(&node) {
+                    continue;
+                }
+                // Within +-DRIFT/2: any two honest clocks stay within the drift bound.
+                clock_jumps.push(ClockJump {
+                    node,
+                    at_ms: rng.random_range(0..gst_ms + 5_000),
+                    offset_ms: rng.random_range(-DRIFT_MS / 2..=DRIFT_MS / 2),
+                });
+            }
         }
 
         let mut crashes = Vec::new();
@@ -137,10 +234,14 @@ impl Scenario {
                     break;
                 }
                 let heal = (t + rng.random_range(200..5_000)).min(gst_ms);
-                let mut groups: Vec<u8> = (0..n).map(|_| rng.random_range(0..2)).collect();
-                // Both sides non-empty.
+                let sides = if n >= 4 && rng.random_bool(0.3) { 3 } else { 2 };
+                let mut groups: Vec<u8> = (0..n).map(|_| rng.random_range(0..sides)).collect();
+                // Every side non-empty.
                 groups[0] = 0;
                 groups[n - 1] = 1;
+                if sides == 3 {
+                    groups[n / 2] = 2;
+                }
                 partitions.push(PartitionWindow {
                     start_ms: t,
                     heal_ms: heal,
@@ -150,10 +251,32 @@ impl Scenario {
             }
         }
 
+        let mut one_way = Vec::new();
+        if n > 1 && rng.random_bool(0.25) {
+            for _ in 0..rng.random_range(1..=3) {
+                let from = rng.random_range(0..n);
+                let to = (from + rng.random_range(1..n)) % n;
+                let start_ms = rng.random_range(0..gst_ms);
+                one_way.push(OneWayWindow {
+                    from,
+                    to,
+                    start_ms,
+                    heal_ms: (start_ms + rng.random_range(500..8_000)).min(gst_ms),
+                });
+            }
+        }
+
         Scenario {
             seed,
             n,
             byzantine,
+            one_way,
+            powers,
+            clock_offsets,
+            clock_jumps,
+            skewed,
+            tx_rate: TX_RATE,
+            lying_mempool: false,
             links_after_gst: LinkConfig::good(base, jitter),
             links_before_gst: links,
             gst_ms,
@@ -161,7 +284,6 @@ impl Scenario {
             partitions,
             liveness_heights: 3,
             liveness_window_ms: LIVENESS_WINDOW_MS,
-            clock_skew_ms: rng.random_range(0..100),
             max_events: 2_000_000,
         }
     }
@@ -170,8 +292,9 @@ impl Scenario {
     pub fn describe(&self) -> String {
         let l = &self.links_before_gst;
         format!(
-            "n={} byzantine={:?} gst={}ms latency={}+{}ms loss={:.2} dup={:.2} reorder={:.2} crashes={} partitions={}",
+            "n={} powers={:?} byzantine={:?} gst={}ms latency={}+{}ms loss={:.2} dup={:.2} reorder={:.2} crashes={} partitions={:?} one_way={} clocks={:?} skewed={:?} jumps={}",
             self.n,
+            self.powers,
             self.byzantine,
             self.gst_ms,
             l.base_latency_ms,
@@ -180,7 +303,14 @@ impl Scenario {
             l.duplicate,
             l.reorder,
             self.crashes.len(),
-            self.partitions.len(),
+            self.partitions
+                .iter()
+                .map(|p| p.groups.clone())
+                .collect::<Vec<_>>(),
+            self.one_way.len(),
+            self.clock_offsets,
+            self.skewed,
+            self.clock_jumps.len(),
         )
     }
 }
