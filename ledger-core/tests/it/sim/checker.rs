@@ -7,6 +7,9 @@
 //!   certificate verifies, its header fits its parent, every transaction is valid and signed, and
 //!   the header's state root is the state root after it.
 //! - **Supply**: the total supply after every block is the genesis supply.
+//! - **Timestamps**: no block is final with a timestamp more than `max_clock_drift_ms` (plus the
+//!   largest clock offset an honest node in the fault model can have) ahead of the (virtual) time
+//!   of its first commit: an honest majority's clocks bound it.
 //! - **No honest double-signing**: no honest node broadcasts two different votes (or proposals) at
 //!   one height, round and step — across crashes and restarts.
 //! - **Honest evidence**: evidence reported by an honest node verifies and never accuses an honest
@@ -39,6 +42,7 @@ pub enum ViolationKind {
     Agreement,
     Validity,
     Supply,
+    Timestamp,
     DoubleSign,
     Evidence,
     Engine,
@@ -46,6 +50,10 @@ pub enum ViolationKind {
     Restore,
     EventBudget,
 }
+
+/// The largest wall-clock offset of an honest node within the fault model (start offsets up to
+/// 100 ms, jumps up to half the drift bound), with a margin.
+pub const HONEST_CLOCK_SLACK_MS: u64 = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -182,7 +190,8 @@ impl Checker {
         if self.violations.iter().filter(|v| v.kind == kind).count() < 3 {
             self.violations.push(Violation {
                 kind,
-                at_ms,
+                // Since the start of the run.
+                at_ms: at_ms.checked_sub(super::T0).unwrap_or(at_ms),
                 detail,
             });
         }
@@ -229,6 +238,19 @@ impl Checker {
                         format!(
                             "node {node} committed height {h} before any honest node committed {}",
                             h - 1
+                        ),
+                    );
+                }
+                let bound = now
+                    + self.genesis.consensus_params().max_clock_drift_ms
+                    + HONEST_CLOCK_SLACK_MS;
+                if cb.block.header.timestamp_ms.0 > bound {
+                    self.violate(
+                        ViolationKind::Timestamp,
+                        now,
+                        format!(
+                            "node {node} committed block {h} stamped {} ms after the time of its commit",
+                            cb.block.header.timestamp_ms.0 - now
                         ),
                     );
                 }

@@ -626,11 +626,7 @@ impl FaultMix {
         let l = &s.links_before_gst;
         self.crashes += u64::from(!s.crashes.is_empty());
         self.partitions += u64::from(!s.partitions.is_empty());
-        self.three_way += u64::from(
-            s.partitions
-                .iter()
-                .any(|p| p.groups.contains(&2)),
-        );
+        self.three_way += u64::from(s.partitions.iter().any(|p| p.groups.contains(&2)));
         self.one_way += u64::from(!s.one_way.is_empty());
         self.skewed += u64::from(!s.skewed.is_empty());
         self.jumps += u64::from(!s.clock_jumps.is_empty());
@@ -857,6 +853,55 @@ fn n4_partition_of_two_and_two_stalls_then_heals() {
         .filter(|t| **t > 900 && **t < 5_000)
         .count();
     assert_eq!(during, 0, "{:?}", r.commit_ms);
+}
+
+/// Timers run on the monotonic clock: a wall clock jumping back mid-run (n = 1, by just under the
+/// drift bound, so the node can still prevote for blocks stamped after its parent, whose time its
+/// clock now lags) neither fires nor delays a timeout, so blocks keep coming at the same pace, in
+/// round 0. (Back by more than the drift bound, n = 1 stalls by design: every valid block is then
+/// stamped too far ahead of its own clock to prevote for.)
+#[test]
+fn n1_wall_clock_jumping_back_does_not_stall_the_chain() {
+    let mut s = Scenario::clean(21, 1);
+    s.gst_ms = 4_000;
+    s.liveness_heights = 20;
+    s.clock_jumps = vec![scenario::ClockJump {
+        node: 0,
+        at_ms: 2_000,
+        offset_ms: -900,
+    }];
+    let r = run(&s);
+    assert_ok(&r);
+    assert!(r.rounds.iter().all(|r| *r == 0), "{:?}", r.rounds);
+    let before = r.commit_ms.iter().filter(|t| **t < 2_000).count();
+    let after = r
+        .commit_ms
+        .iter()
+        .filter(|t| (2_000..4_000).contains(*t))
+        .count();
+    assert!(
+        after + 2 >= before / 2 && after > 3,
+        "{before} blocks in the 2 s before the jump, {after} in the 2 s after"
+    );
+}
+
+/// n = 4: one validator's wall clock jumps an hour ahead, or an hour back, mid-run: it is then
+/// beyond the drift bound (a faulty proposer, or a nil voter), one of f = 1, and the others keep
+/// committing; its timers still run on time.
+#[test]
+fn n4_one_wall_clock_jumping_an_hour_is_tolerated() {
+    for offset in [3_600_000, -3_600_000] {
+        let mut s = Scenario::clean(22, 4);
+        s.gst_ms = 3_000;
+        s.clock_jumps = vec![scenario::ClockJump {
+            node: 2,
+            at_ms: 1_000,
+            offset_ms: offset,
+        }];
+        let r = run(&s);
+        assert_ok(&r);
+        assert!(r.heights >= 5);
+    }
 }
 
 /// Not vacuous: with more than f equivocators the checker must catch a safety violation.

@@ -91,6 +91,13 @@ pub struct Scenario {
 pub const LIVENESS_WINDOW_MS: u64 = 30_000;
 /// Transfers per 50 ms on average (the workload's default).
 pub const TX_RATE: u32 = 4;
+/// The byzantine variants of the schedule before the engine ran in the simulator.
+const LEGACY_VARIANTS: [Variant; 4] = [
+    Variant::EquivocatingVoter,
+    Variant::EquivocatingProposer,
+    Variant::Silent,
+    Variant::Replayer,
+];
 /// The sim's `max_clock_drift_ms` (see `sim_params`).
 const DRIFT_MS: i64 = 1_000;
 
@@ -277,6 +284,109 @@ impl Scenario {
             skewed,
             tx_rate: TX_RATE,
             lying_mempool: false,
+            links_after_gst: LinkConfig::good(base, jitter),
+            links_before_gst: links,
+            gst_ms,
+            crashes,
+            partitions,
+            liveness_heights: 3,
+            liveness_window_ms: LIVENESS_WINDOW_MS,
+            max_events: 2_000_000,
+        }
+    }
+
+    /// The fault schedule `random(seed)` drew before the simulator ran the engine (same draws:
+    /// size, links, GST, up to f byzantine of the four first variants, crashes, two-group
+    /// partitions, clock offsets within 100 ms), so the pinned regression seeds keep the fault
+    /// shapes that found their bugs. The run itself differs (engine, workload), so it is not the
+    /// same event log.
+    pub fn legacy(seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce7_a410);
+        let n = match rng.random_range(0..100) {
+            0..15 => 1,
+            15..60 => 4,
+            _ => 7,
+        };
+        let f = (n - 1) / 3;
+        let base = rng.random_range(5..40);
+        let jitter = rng.random_range(0..40);
+        let mut links = LinkConfig::good(base, jitter);
+        if rng.random_bool(0.5) {
+            links.loss = rng.random_range(0.01..0.3);
+        }
+        if rng.random_bool(0.3) {
+            links.duplicate = rng.random_range(0.01..0.1);
+        }
+        if rng.random_bool(0.4) {
+            links.reorder = rng.random_range(0.05..0.3);
+            links.reorder_extra_ms = rng.random_range(50..400);
+        }
+        let gst_ms = rng.random_range(1_000..12_000);
+
+        let mut byzantine = Vec::new();
+        if f > 0 && rng.random_bool(0.5) {
+            let count = rng.random_range(1..=f);
+            while byzantine.len() < count {
+                let node = rng.random_range(0..n);
+                if byzantine.iter().all(|(b, _)| *b != node) {
+                    let v = LEGACY_VARIANTS[rng.random_range(0..LEGACY_VARIANTS.len())];
+                    byzantine.push((node, v));
+                }
+            }
+            byzantine.sort();
+        }
+
+        let mut crashes = Vec::new();
+        if rng.random_bool(0.5) {
+            for node in 0..n {
+                if byzantine.iter().any(|(b, _)| *b == node) || !rng.random_bool(0.4) {
+                    continue;
+                }
+                for _ in 0..rng.random_range(1..=2) {
+                    crashes.push(Crash {
+                        node,
+                        at_ms: rng.random_range(0..gst_ms),
+                        down_ms: rng.random_range(100..3_000),
+                        mid_output: rng.random_bool(0.5),
+                    });
+                }
+            }
+        }
+
+        let mut partitions = Vec::new();
+        if n > 1 && rng.random_bool(0.35) {
+            let mut t = rng.random_range(0..gst_ms);
+            for _ in 0..rng.random_range(1..=2) {
+                if t >= gst_ms {
+                    break;
+                }
+                let heal = (t + rng.random_range(200..5_000)).min(gst_ms);
+                let mut groups: Vec<u8> = (0..n).map(|_| rng.random_range(0..2)).collect();
+                // Both sides non-empty.
+                groups[0] = 0;
+                groups[n - 1] = 1;
+                partitions.push(PartitionWindow {
+                    start_ms: t,
+                    heal_ms: heal,
+                    groups,
+                });
+                t = heal + rng.random_range(100..2_000);
+            }
+        }
+
+        let skew = rng.random_range(0..100i64);
+        let clock_offsets = (0..n).map(|_| rng.random_range(-skew..=skew)).collect();
+        Scenario {
+            seed,
+            one_way: Vec::new(),
+            powers: vec![1; n],
+            clock_offsets,
+            clock_jumps: Vec::new(),
+            skewed: Vec::new(),
+            tx_rate: TX_RATE,
+            lying_mempool: false,
+            n,
+            byzantine,
             links_after_gst: LinkConfig::good(base, jitter),
             links_before_gst: links,
             gst_ms,

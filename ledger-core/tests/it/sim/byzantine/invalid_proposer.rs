@@ -23,7 +23,7 @@ pub const KINDS: usize = 6;
 
 #[derive(Debug, Default)]
 pub struct InvalidProposer {
-    turn: usize,
+    pub turn: usize,
     /// Only this kind (tests).
     pub only: Option<usize>,
 }

@@ -86,6 +86,8 @@ pub enum Variant {
     FalsePolRound,
     Tamperer,
     Flooder,
+    /// [`InvalidProposer`] with one kind only (tests; not in the random mix).
+    InvalidProposerOnly(u8),
 }
 
 impl Variant {
@@ -112,6 +114,10 @@ impl Variant {
             Variant::FalsePolRound => Box::new(FalsePolRound),
             Variant::Tamperer => Box::new(Tamperer),
             Variant::Flooder => Box::new(Flooder::default()),
+            Variant::InvalidProposerOnly(kind) => Box::new(InvalidProposer {
+                only: Some(usize::from(kind)),
+                ..InvalidProposer::default()
+            }),
         }
     }
 }
