@@ -80,6 +80,7 @@ pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, Ve
             .map_err(|source| VerifyError::Block { height, source })?;
         // Replay sealed it already: the body matches the header.
         let hash = cb.block.hash();
+        let header = &cb.block.header;
         let by_hash = store.height_of_hash(&hash)?;
         if by_hash != Some(height) {
             return Err(VerifyError::HashIndex {
@@ -100,9 +101,13 @@ pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, Ve
                 });
             }
         }
-        debug_assert_eq!(executed.state_root(), sealed.header().state_root);
+        debug_assert_eq!(executed.state_root(), header.state_root);
         txs += cb.block.txs.len() as u64;
-        parent = ParentBlock::of(&sealed);
+        parent = ParentBlock {
+            height: header.height,
+            hash,
+            timestamp_ms: header.timestamp_ms,
+        };
     }
     let accounts = store.all_accounts()?;
     let n = accounts.len();
