@@ -42,6 +42,9 @@ pub enum Command {
     Join(cmd::join::JoinArgs),
     /// Generate transfer load (or read load) and measure throughput and latency.
     Load(cmd::load::LoadArgs),
+    /// Run a seeded nemesis (kill -9, restart, isolate, heal, cut off more than f, restart every
+    /// node) under transfer load, then heal everything and check the invariants.
+    Chaos(cmd::chaos::ChaosArgs),
 }
 
 /// Runs the parsed command. Commands return their exit code; errors carry their whole chain.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => cmd::logs::run(&dir, a),
         Command::Join(a) => cmd::join::run(&dir, a),
         Command::Load(a) => cmd::load::run(&dir, a),
+        Command::Chaos(a) => cmd::chaos::run(&dir, a),
     }
 }
 

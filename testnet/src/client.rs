@@ -169,6 +169,15 @@ impl NodeClient {
         })
     }
 
+    /// Blocks `from..=to` (the node caps a range at 100) with full content and certificates.
+    pub fn blocks(&self, from: u64, to: u64) -> Result<Vec<BlockResponse>, ClientError> {
+        let list: BlockList<BlockResponse> =
+            self.get_json(&format!("/v1/blocks?from={from}&to={to}"))?;
+        Ok(match list {
+            BlockList::Bare(v) | BlockList::Wrapped { blocks: v } => v,
+        })
+    }
+
     pub fn transaction(&self, hash: &Hash) -> Result<TxResponse, ClientError> {
         self.get_json(&format!("/v1/transactions/{hash}"))
     }

@@ -25,27 +25,35 @@ pub enum Action {
 }
 
 pub fn run(dir: &Path, args: IsolateArgs, action: Action) -> anyhow::Result<ExitCode> {
+    control_node(dir, args.index, action)?;
+    let done = match action {
+        Action::Isolate => "isolated: it has no peers until `testnet heal`",
+        Action::Heal => "healed: it reconnects to its peers",
+    };
+    crate::outln!("node {} {done}", args.index);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Isolates or heals node `index` through its control endpoint. The one isolate/heal path:
+/// `testnet isolate|heal` and `testnet chaos` both call it.
+pub fn control_node(dir: &Path, index: usize, action: Action) -> anyhow::Result<()> {
     let state = State::load(dir)?;
-    let node = state.node(args.index)?;
+    let node = state.node(index)?;
     if !node.is_running() {
-        bail!("node {} is not running", args.index);
+        bail!("node {index} is not running");
     }
-    let (path, done) = match action {
-        Action::Isolate => ("isolate", "isolated: it has no peers until `testnet heal`"),
-        Action::Heal => ("heal", "healed: it reconnects to its peers"),
+    let path = match action {
+        Action::Isolate => "isolate",
+        Action::Heal => "heal",
     };
     let client = NodeClient::new(&node.api_url(), Duration::from_secs(5));
     match client.control(path, &state.control_token) {
-        Ok(_) => {
-            crate::outln!("node {} {done}", args.index);
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(_) => Ok(()),
         Err(ClientError::Status {
             status: 404 | 405, ..
         }) => bail!(
-            "node {} has no control endpoint (POST /control/{path} not found): the node enables it only \
+            "node {index} has no control endpoint (POST /control/{path} not found): the node enables it only \
              with a control token, which the testnet passes as {}",
-            args.index,
             crate::node::CONTROL_TOKEN_ENV
         ),
         Err(ClientError::Status {
@@ -53,8 +61,7 @@ pub fn run(dir: &Path, args: IsolateArgs, action: Action) -> anyhow::Result<Exit
             message,
             ..
         }) => bail!(
-            "node {} refused the control token ({message}); was it started by this testnet folder?",
-            args.index
+            "node {index} refused the control token ({message}); was it started by this testnet folder?"
         ),
         Err(e) => Err(e.into()),
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what several of them share: starting and stopping a node with
 //! its pid recorded, waiting for a node's API, and the Ctrl-C counter.
 
+pub mod chaos;
 pub mod down;
 pub mod isolate;
 pub mod join;

@@ -3,6 +3,7 @@
 //! 1 faulty. Every wait has a deadline; on failure the harness prints the testnet folder and the
 //! tail of every node's log, and keeps the folder.
 
+mod chaos;
 mod harness;
 
 use std::collections::VecDeque;

@@ -15,7 +15,7 @@
 
 mod reads;
 mod stats;
-mod transfers;
+pub(crate) mod transfers;
 
 use std::collections::BTreeMap;
 use std::path::Path;

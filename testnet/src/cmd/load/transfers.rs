@@ -175,7 +175,7 @@ fn fetch_accounts(url: &str, addresses: &[Address]) -> anyhow::Result<Vec<Accoun
     })
 }
 
-fn account_or_empty(c: &NodeClient, a: &Address) -> anyhow::Result<AccountResponse> {
+pub(crate) fn account_or_empty(c: &NodeClient, a: &Address) -> anyhow::Result<AccountResponse> {
     match c.account(a) {
         Ok(r) => Ok(r),
         Err(e) if e.is_not_found() => Ok(AccountResponse {
@@ -213,18 +213,14 @@ fn fund(
         let f = k % funders.len();
         spend[f] += u128::from(amount) + u128::from(args.fee);
         let (key, _) = &funders[f];
-        txs.push(
-            Transaction {
-                chain_id: chain_id.clone(),
-                from: key.public(),
-                to: addresses[a],
-                amount: Amount(amount),
-                fee: Amount(args.fee),
-                nonce: Nonce(next[f]),
-                memo: Vec::new(),
-            }
-            .sign(key),
-        );
+        txs.push(sign_transfer(
+            chain_id,
+            key,
+            addresses[a],
+            amount,
+            args.fee,
+            next[f],
+        ));
         next[f] += 1;
     }
     for (f, (_, info)) in funders.iter().enumerate() {
@@ -296,9 +292,9 @@ fn fund(
     }
 }
 
-/// The genesis dev accounts (`Keypair::dev("account", i)`) that hold funds; probing stops after a few
+/// The genesis dev accounts (`Keypair::dev("account", i)`) that hold more than 1000 fees; probing stops after a few
 /// empty ones in a row.
-fn discover_funders(
+pub(crate) fn discover_funders(
     client: &NodeClient,
     fee: u64,
 ) -> anyhow::Result<Vec<(Keypair, AccountResponse)>> {
@@ -323,6 +319,28 @@ fn discover_funders(
         );
     }
     Ok(out)
+}
+
+/// A signed transfer of `amount` from `key` to `to` (no memo): how every testnet transfer is made
+/// (the load, its funding, and `testnet chaos`).
+pub(crate) fn sign_transfer(
+    chain_id: &ChainId,
+    key: &Keypair,
+    to: Address,
+    amount: u64,
+    fee: u64,
+    nonce: u64,
+) -> SignedTransaction {
+    Transaction {
+        chain_id: chain_id.clone(),
+        from: key.public(),
+        to,
+        amount: Amount(amount),
+        fee: Amount(fee),
+        nonce: Nonce(nonce),
+        memo: Vec::new(),
+    }
+    .sign(key)
 }
 
 fn rejection(e: &BatchEntry) -> Option<String> {
@@ -380,16 +398,14 @@ fn presign(
                         .map(|k| {
                             let a = k % n_acc;
                             let key = &keys[a];
-                            let stx = Transaction {
-                                chain_id: chain_id.clone(),
-                                from: key.public(),
-                                to: keys[(a + 1) % n_acc].address(),
-                                amount: Amount(TRANSFER_AMOUNT),
-                                fee: Amount(fee),
-                                nonce: Nonce(start_nonces[a] + (k / n_acc) as u64),
-                                memo: Vec::new(),
-                            }
-                            .sign(key);
+                            let stx = sign_transfer(
+                                chain_id,
+                                key,
+                                keys[(a + 1) % n_acc].address(),
+                                TRANSFER_AMOUNT,
+                                fee,
+                                start_nonces[a] + (k / n_acc) as u64,
+                            );
                             let h = stx.hash();
                             (stx, h)
                         })
