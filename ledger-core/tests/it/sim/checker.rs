@@ -148,6 +148,52 @@ pub fn check_supply(state: &State, genesis: &Genesis) -> Result<(), String> {
     Ok(())
 }
 
+/// Counts of what honest nodes saw and did: evidence that the faults bite and the paths run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Messages whose bytes did not decode (forged bodies, tampered bytes).
+    pub undecodable: u64,
+    /// Consensus messages refused at the edge (`ConsensusMessage::verified` failed).
+    pub bad_signatures: u64,
+    /// `Effect::InvalidProposal`.
+    pub invalid_proposals: u64,
+    /// `Effect::SyncRefused`.
+    pub sync_refused: u64,
+    /// Blocks applied from sync (`Effect::Commit` of `Event::Synced`).
+    pub synced_blocks: u64,
+    /// Restarts from the store, and write-ahead log entries restored by them.
+    pub restarts: u64,
+    pub wal_restored: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.undecodable += o.undecodable;
+        self.bad_signatures += o.bad_signatures;
+        self.invalid_proposals += o.invalid_proposals;
+        self.sync_refused += o.sync_refused;
+        self.synced_blocks += o.synced_blocks;
+        self.restarts += o.restarts;
+        self.wal_restored += o.wal_restored;
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "undecodable messages {}, refused signatures {}, invalid proposals {}, synced blocks {} (refused {}), restarts {} (WAL entries restored {})",
+            self.undecodable,
+            self.bad_signatures,
+            self.invalid_proposals,
+            self.synced_blocks,
+            self.sync_refused,
+            self.restarts,
+            self.wal_restored
+        )
+    }
+}
+
 #[derive(Debug)]
 pub struct Checker {
     genesis: Arc<Genesis>,
@@ -163,8 +209,8 @@ pub struct Checker {
     proposals: BTreeMap<(usize, u64, u32), (Hash, Option<u32>)>,
     pub violations: Vec<Violation>,
     pub evidence_reports: u64,
-    /// Proposals found invalid and synced blocks refused by some node (byzantine traffic).
-    pub invalid_seen: u64,
+    /// What the engines and the nodes' edges saw (for the sweep's summary).
+    pub stats: Stats,
 }
 
 impl Checker {
@@ -181,7 +227,7 @@ impl Checker {
             proposals: BTreeMap::new(),
             violations: Vec::new(),
             evidence_reports: 0,
-            invalid_seen: 0,
+            stats: Stats::default(),
         }
     }
 

@@ -248,6 +248,7 @@ pub struct Report {
     pub virtual_ms: u64,
     pub events: u64,
     pub evidence: u64,
+    pub stats: checker::Stats,
     /// Decision round per agreed height.
     pub rounds: Vec<u32>,
     /// Virtual time (since the start) of the first commit per agreed height.
@@ -545,6 +546,7 @@ pub fn run(s: &Scenario) -> Report {
         virtual_ms: now - T0,
         events,
         evidence: checker.evidence_reports,
+        stats: checker.stats,
         rounds,
         commit_ms,
     }
@@ -692,6 +694,7 @@ fn sweep() {
     let txs = AtomicU64::new(0);
     let violations = AtomicU64::new(0);
     let mix = Mutex::new(FaultMix::default());
+    let stats = Mutex::new(checker::Stats::default());
     let failures = Mutex::new(Vec::<String>::new());
     rayon::scope(|scope| {
         for _ in 0..workers {
@@ -704,6 +707,9 @@ fn sweep() {
                     violations.fetch_add(report.violations.len() as u64, AtomicOrdering::Relaxed);
                     if let Ok(mut m) = mix.lock() {
                         m.add(&scenario, report.heights);
+                    }
+                    if let Ok(mut st) = stats.lock() {
+                        st.add(&report.stats);
                     }
                     if !report.ok() {
                         eprintln!("{}", report.failure());
@@ -735,6 +741,10 @@ fn sweep() {
     println!(
         "sim fault mix: {}",
         mix.into_inner().unwrap_or_default().describe()
+    );
+    println!(
+        "sim honest nodes saw: {}",
+        stats.into_inner().unwrap_or_default()
     );
     let failures = failures.into_inner().unwrap_or_default();
     assert!(

@@ -272,7 +272,11 @@ impl SimNode {
             .filter(|(h, _, _)| *h == next)
             .collect();
         let next_seq = entries.iter().map(|(_, s, _)| s + 1).max().unwrap_or(0);
-        let wal = entries.into_iter().map(|(_, _, e)| e.clone()).collect();
+        let wal: Vec<WalEntry> = entries.into_iter().map(|(_, _, e)| e.clone()).collect();
+        if self.restarts > 0 {
+            ctx.checker.stats.restarts += 1;
+            ctx.checker.stats.wal_restored += wal.len() as u64;
+        }
         let config = EngineConfig {
             genesis,
             key: Some(self.key.clone()),
@@ -461,6 +465,9 @@ impl SimNode {
                 });
             }
             Effect::Commit(c) => {
+                if c.decided_in_round.is_none() {
+                    ctx.checker.stats.synced_blocks += 1;
+                }
                 let cb = CommittedBlock {
                     block: c.block.block().clone(),
                     commit: c.certificate.clone(),
@@ -492,9 +499,12 @@ impl SimNode {
                     );
                 }
             }
-            Effect::InvalidProposal { .. } | Effect::SyncRefused { .. } => {
-                ctx.checker.invalid_seen += 1;
+            Effect::InvalidProposal { .. } => {
+                if self.strategy.is_none() {
+                    ctx.checker.stats.invalid_proposals += 1;
+                }
             }
+            Effect::SyncRefused { .. } => ctx.checker.stats.sync_refused += 1,
         }
     }
 
@@ -534,6 +544,7 @@ impl SimNode {
             return;
         }
         let Ok(msg) = ledger_core::codec::decode::<NetMsg>(bytes) else {
+            ctx.checker.stats.undecodable += 1;
             return;
         };
         match msg {
@@ -582,7 +593,10 @@ impl SimNode {
             // Gossip validation: checked once at the edge, against the chain's validator set.
             match m.verified(&ctx.world.chain_id, &ctx.world.validators) {
                 Ok(v) => Event::Verified(v),
-                Err(_) => return,
+                Err(_) => {
+                    ctx.checker.stats.bad_signatures += 1;
+                    return;
+                }
             }
         } else {
             Event::Message(m)

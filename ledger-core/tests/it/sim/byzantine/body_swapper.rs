@@ -12,6 +12,7 @@ use ledger_core::SealedBlock;
 use ledger_core::consensus::ConsensusMessage;
 use rand::RngExt;
 
+use super::invalid_proposer::own_transfer;
 use super::{Me, Strategy, broadcast, forged_proposal_bytes};
 use crate::sim::Ctx;
 
@@ -68,18 +69,15 @@ impl Strategy for BodySwapper {
             _ if forged.txs.len() >= 2 => forged.txs.reverse(),
             _ => forged.txs.push(
                 // Some transaction the header does not commit to.
-                mine.txs.first().cloned().unwrap_or_else(|| {
-                    crate::sim::byzantine::invalid_proposer::own_transfer(me, ctx, 1, 1)
-                }),
+                mine.txs
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| own_transfer(me, ctx, 1)),
             ),
         }
         if forged == *known.map_or(mine, |k| k.block()) {
             forged.txs.clear();
-            forged
-                .txs
-                .push(crate::sim::byzantine::invalid_proposer::own_transfer(
-                    me, ctx, 1, 1,
-                ));
+            forged.txs.push(own_transfer(me, ctx, 1));
         }
         let bytes = Rc::new(forged_proposal_bytes(
             &ctx.world.chain_id,
