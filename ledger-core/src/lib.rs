@@ -39,5 +39,5 @@ pub use hash::Hash;
 pub use params::ConsensusParams;
 pub use tx::{SignedTransaction, Transaction, TxError, VerifiedTransaction};
 pub use types::{Address, Amount, ChainId, Height, Nonce, Round, TimestampMs};
-pub use validator::{Validator, ValidatorSet};
+pub use validator::{IdentifiedSet, Validator, ValidatorSet};
 pub use vote::{CommitCertificate, SignedVote, Vote, VoteKind};

@@ -113,6 +113,28 @@ impl ValidatorSet {
     }
 }
 
+/// A validator set with its [`ValidatorSet::id`] computed once, for code that checks many messages
+/// against one set (gossip validation): the id is hashed from the set itself, never given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifiedSet {
+    set: ValidatorSet,
+    id: crate::hash::Hash,
+}
+
+impl IdentifiedSet {
+    pub fn new(set: ValidatorSet) -> IdentifiedSet {
+        IdentifiedSet { id: set.id(), set }
+    }
+
+    pub fn set(&self) -> &ValidatorSet {
+        &self.set
+    }
+
+    pub fn id(&self) -> crate::hash::Hash {
+        self.id
+    }
+}
+
 impl<'de> Deserialize<'de> for ValidatorSet {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]

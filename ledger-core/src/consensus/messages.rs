@@ -217,6 +217,17 @@ impl ConsensusMessage {
         Ok(VerifiedMessage::new(self, validators.id()))
     }
 
+    /// [`ConsensusMessage::verified`] against a set whose id is already known (no hashing of the
+    /// set per message).
+    pub fn verified_in(
+        self,
+        chain_id: &ChainId,
+        validators: &crate::validator::IdentifiedSet,
+    ) -> Result<VerifiedMessage, MessageError> {
+        self.verify(chain_id, validators.set())?;
+        Ok(VerifiedMessage::new(self, validators.id()))
+    }
+
     /// Checks the signer is in `validators` and the signature is valid.
     pub fn verify(
         &self,

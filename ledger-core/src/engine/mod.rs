@@ -52,10 +52,11 @@ use timers::Timers;
 /// Machine inputs processed in one [`Engine::handle`] call (answers feed back as inputs): a guard
 /// against a bug looping forever, far above what one event causes.
 const MAX_INPUTS_PER_EVENT: usize = 10_000;
-/// Proposals waiting for [`Event::VerifiedTxs`]. The machine asks for at most
-/// `MAX_PROPOSALS_PER_ROUND` blocks per kept round; past this, the oldest request is forgotten (its
-/// block is simply not validated, so not voted for).
-const MAX_PENDING_VALIDATIONS: usize = 64;
+/// Proposals waiting for [`Event::VerifiedTxs`]. The machine asks once per block per height, so a
+/// request must never be forgotten (the block would stay unvalidated for the whole height): past
+/// this many, a new block is validated at once, checking every signature, instead of waiting for
+/// the lookup. The node answers each lookup before its next event, so it never gets here.
+pub const MAX_PENDING_VALIDATIONS: usize = 64;
 
 /// The two clocks, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,11 +401,11 @@ impl Engine {
                     // Nothing to look up.
                     return Ok(Some(self.validate(block, &|_| false, effects)));
                 }
+                if self.pending_validations.len() >= MAX_PENDING_VALIDATIONS {
+                    return Ok(Some(self.validate(block, &|_| false, effects)));
+                }
                 let block_hash = block.hash();
                 let tx_hashes = block.tx_hashes().to_vec();
-                if self.pending_validations.len() >= MAX_PENDING_VALIDATIONS {
-                    self.pending_validations.pop_first();
-                }
                 self.pending_validations.insert(block_hash, block);
                 effects.push(Effect::LookupVerified {
                     block_hash,

@@ -5,6 +5,7 @@
 
 mod consensus_steps;
 mod engine;
+mod engine_limits;
 mod genesis_errors;
 mod ledger_props;
 mod sim;

@@ -18,7 +18,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use rayon::prelude::*;
 
 use ledger_core::consensus::{ConsensusMessage, Evidence};
-use ledger_core::{ChainId, SignedTransaction, ValidatorSet, codec};
+use ledger_core::{ChainId, IdentifiedSet, SignedTransaction, ValidatorSet, codec};
 
 use super::{MAX_GOSSIP_BYTES, Topic, Validator, Verdict};
 use crate::metrics::Metrics;
@@ -48,6 +48,8 @@ pub fn validator(
     validators: Arc<ValidatorSet>,
     metrics: Arc<Metrics>,
 ) -> Validator<NetInbound> {
+    // The set's id is hashed once, not per message.
+    let validators = IdentifiedSet::new(validators.as_ref().clone());
     Arc::new(move |topic, data| match topic {
         Topic::Transactions => validate_txs(&chain_id, &metrics, data),
         Topic::Consensus => validate_consensus(&chain_id, &validators, &metrics, data),
@@ -72,7 +74,7 @@ fn validate_txs(chain_id: &ChainId, metrics: &Metrics, data: &[u8]) -> Verdict<N
 
 fn validate_consensus(
     chain_id: &ChainId,
-    validators: &ValidatorSet,
+    validators: &IdentifiedSet,
     metrics: &Metrics,
     data: &[u8],
 ) -> Verdict<NetInbound> {
@@ -89,7 +91,7 @@ fn validate_consensus(
     };
     match message {
         ConsensusGossip::Message(m) => {
-            match metrics.time_signatures(|| m.verified(chain_id, validators)) {
+            match metrics.time_signatures(|| m.verified_in(chain_id, validators)) {
                 // Checked once, here: the machine trusts it for this validator set.
                 Ok(v) => Verdict::Accept(NetInbound::VerifiedConsensus(v)),
                 // A bad signature or a signer outside the validator set.
@@ -97,7 +99,7 @@ fn validate_consensus(
             }
         }
         ConsensusGossip::Evidence(e) => {
-            if metrics.time_signatures(|| e.verify(chain_id, validators).is_ok()) {
+            if metrics.time_signatures(|| e.verify(chain_id, validators.set()).is_ok()) {
                 tracing::warn!(?e, "equivocation evidence received");
                 // Relayed so every node learns of it; the driver has nothing to do with it.
                 Verdict::Ignore
