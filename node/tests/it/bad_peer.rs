@@ -148,8 +148,14 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     .sign(&chain, &validator0);
     let tampered = |i: u64| {
         let mut body = block.block().clone();
-        body.txs
-            .push(transfer(&chain, &account(4), account(5).address(), 1 + i, 1, i));
+        body.txs.push(transfer(
+            &chain,
+            &account(4),
+            account(5).address(),
+            1 + i,
+            1,
+            i,
+        ));
         ledger_core::codec::encode(&WireProposal {
             gossip_tag: 0,
             message_tag: 0,
