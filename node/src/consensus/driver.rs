@@ -167,10 +167,8 @@ impl Driver {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => self.handle(Event::Time).await?,
-                msg = self.net_in.recv(), if net_open => match msg {
-                    Some(m) => self.on_net(m).await?,
-                    None => net_open = false,
-                },
+                // Before the network: under load its queue is never empty, and a build waiting for
+                // transactions must hear of them (cheap; the watch keeps only the latest size).
                 r = self.pool_stats.changed(), if pool_open => {
                     if r.is_err() {
                         pool_open = false;
@@ -179,6 +177,10 @@ impl Driver {
                         self.handle(Event::PoolSize { txs }).await?;
                     }
                 }
+                msg = self.net_in.recv(), if net_open => match msg {
+                    Some(m) => self.on_net(m).await?,
+                    None => net_open = false,
+                },
             }
         }
         tracing::info!("consensus driver stopped");
