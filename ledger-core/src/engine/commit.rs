@@ -5,7 +5,7 @@ use super::{Committed, Effect, Engine, EngineError, Head};
 use crate::block::{BodyError, CommittedBlock, SealedBlock};
 use crate::state::ExecutedBlock;
 use crate::types::Round;
-use crate::validation::{BlockError, none_verified, validate_block};
+use crate::validation::{BlockError, none_verified};
 use crate::vote::{CommitCertificate, VoteError};
 
 /// Why a synced block was refused.
@@ -38,15 +38,9 @@ impl Engine {
             Some(e) => e,
             // Valid without a cached execution: our own proposal or valid value restored from
             // the WAL after a restart.
-            None => validate_block(
-                self.genesis.chain_context(),
-                &self.head.parent,
-                &mut self.state,
-                &block,
-                None,
-                &none_verified,
-            )
-            .map_err(|source| EngineError::DecidedInvalid { height, source })?,
+            None => self
+                .execute_on_head(&block, &none_verified)
+                .map_err(|source| EngineError::DecidedInvalid { height, source })?,
         };
         let round = certificate.round;
         self.commit(block, certificate, executed, Some(round), effects)?;
@@ -97,15 +91,9 @@ impl Engine {
                 &block.hash(),
             )
             .map_err(SyncRefusal::Certificate)?;
-        let executed = validate_block(
-            self.genesis.chain_context(),
-            &self.head.parent,
-            &mut self.state,
-            &block,
-            None,
-            &none_verified,
-        )
-        .map_err(SyncRefusal::Invalid)?;
+        let executed = self
+            .execute_on_head(&block, &none_verified)
+            .map_err(SyncRefusal::Invalid)?;
         Ok((block, cb.commit, executed))
     }
 

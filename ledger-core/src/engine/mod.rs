@@ -430,15 +430,7 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) -> Input {
         let block_hash = block.hash();
-        let result = validate_block(
-            self.genesis.chain_context(),
-            &self.head.parent,
-            &mut self.state,
-            &block,
-            None,
-            already_verified,
-        );
-        let valid = match result {
+        let valid = match self.execute_on_head(&block, already_verified) {
             Ok(executed) => {
                 self.executions.insert(block, executed);
                 true
@@ -453,6 +445,23 @@ impl Engine {
             }
         };
         Input::BlockValidated { block_hash, valid }
+    }
+
+    /// Executes `block` on the head state without committing it (see [`validate_block`]); the
+    /// signatures `already_verified` names are not checked again.
+    fn execute_on_head(
+        &mut self,
+        block: &SealedBlock,
+        already_verified: &(dyn Fn(&Hash) -> bool + Sync),
+    ) -> Result<crate::state::ExecutedBlock, BlockError> {
+        validate_block(
+            self.genesis.chain_context(),
+            &self.head.parent,
+            &mut self.state,
+            block,
+            None,
+            already_verified,
+        )
     }
 
     /// Builds our proposal from the mempool's candidates, if the build is still wanted; the

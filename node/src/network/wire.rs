@@ -113,7 +113,12 @@ fn validate_consensus(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger_core::{Amount, Keypair, Nonce, Transaction, Validator as V};
+    use ledger_core::consensus::Proposal;
+    use ledger_core::merkle::merkle_root;
+    use ledger_core::{
+        Address, Amount, Block, BlockHeader, Hash, Height, Keypair, Nonce, Round, Signature,
+        TimestampMs, Transaction, Validator as V,
+    };
 
     fn setup() -> (ChainId, Arc<ValidatorSet>) {
         let k = Keypair::dev("validator", 0);
@@ -180,17 +185,6 @@ mod tests {
             Verdict::Reject("batch_size")
         ));
     }
-}
-
-#[cfg(test)]
-mod body_tests {
-    use super::*;
-    use ledger_core::consensus::Proposal;
-    use ledger_core::merkle::merkle_root;
-    use ledger_core::{
-        Address, Amount, Block, BlockHeader, Hash, Height, Keypair, Nonce, Round, Signature,
-        TimestampMs, Transaction, Validator as V,
-    };
 
     /// A signed proposal's wire layout with an unchecked block, as a forger would send it.
     #[derive(BorshSerialize)]
@@ -205,20 +199,6 @@ mod body_tests {
         signature: Signature,
     }
 
-    fn transfer(chain: &ChainId, nonce: u64) -> SignedTransaction {
-        let k = Keypair::dev("account", 0);
-        Transaction {
-            chain_id: chain.clone(),
-            from: k.public(),
-            to: Keypair::dev("account", 1).address(),
-            amount: Amount(5),
-            fee: Amount(1),
-            nonce: Nonce(nonce),
-            memo: vec![],
-        }
-        .sign(&k)
-    }
-
     /// A gossiped proposal whose body is not its header's (a relayer dropped a transaction) is
     /// rejected as `body_mismatch`, so gossipsub penalises the sender and the machine never sees
     /// it; the real proposal, arriving after it, is accepted (its bytes, and so its gossip message
@@ -226,16 +206,8 @@ mod body_tests {
     #[test]
     fn a_proposal_with_a_swapped_body_is_rejected_and_the_real_one_still_accepted() {
         let key = Keypair::dev("validator", 0);
-        let set = Arc::new(
-            ValidatorSet::new(vec![V {
-                address: key.address(),
-                public_key: key.public(),
-                power: 1,
-            }])
-            .expect("valid set"),
-        );
-        let chain = ChainId::new("wire-test").expect("valid");
-        let txs = vec![transfer(&chain, 0), transfer(&chain, 1)];
+        let (chain, set) = setup();
+        let txs = vec![tx(&chain, 0), tx(&chain, 1)];
         let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
         let block = Block {
             header: BlockHeader {
