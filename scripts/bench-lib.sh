@@ -9,7 +9,7 @@ T="$CARGO_TARGET_DIR/release"
 bench_setup() {
   if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     ./scripts/deps.sh
-    cargo build --release --locked -p node -p testnet --bins
+    ./scripts/build.sh
   fi
   DIR="$(mktemp -d "/tmp/$1.XXXXXX")"
   trap '"$T/testnet" --dir "$DIR" down >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT

@@ -10,7 +10,7 @@
 # 3. saturation: `testnet load --rate 0` (pre-signed transfers from many accounts, batch submit)
 #    -> final transfers per second;
 # 4. half of that rate for BENCH_HALF_SECS seconds -> submit-to-final p50 / p99;
-# 5. start-up time to serving on a store of 100,000 blocks (`cargo bench -p node --bench startup`).
+# 5. start-up time to serving on a store of 100,000 blocks (`cargo bench --workspace --bench startup`).
 #
 # Ends with `final_tps=<n> p50_ms=<n> p99_ms=<n> read_rps=<n> rss_mb=<n>` (rss_mb: most resident
 # memory seen under load), after a line with the idle memory and the start-up time.
@@ -47,7 +47,7 @@ load_sat_and_half "$SAT_TXS" "$HALF_SECS"
 STARTUP="skipped"
 if [ "${BENCH_SKIP_STARTUP:-0}" != 1 ]; then
   echo "== start-up on a store of ${BENCH_BLOCKS:-100000} blocks"
-  cargo bench --locked -p node --bench startup > "$DIR/startup.log" 2>&1 || { cat "$DIR/startup.log"; exit 1; }
+  cargo bench --workspace --locked --bench startup > "$DIR/startup.log" 2>&1 || { cat "$DIR/startup.log"; exit 1; }
   cat "$DIR/startup.log"
   STARTUP_OUT="$(tail -n 1 "$DIR/startup.log")"
   STARTUP="$(echo "$STARTUP_OUT" | sed -n 's/.*startup_ms_median=\([0-9]*\).*/\1/p') ms (median; ${STARTUP_OUT})"

@@ -102,7 +102,7 @@ fn check_dev_validators(g: &Genesis, validators: u32) -> anyhow::Result<()> {
         );
     }
     if (validators as usize) < set.len() {
-        eprintln!(
+        crate::errln!(
             "note: the genesis has {} validators and only {validators} will run; the chain finalizes only \
              while more than 2/3 of the voting power is up",
             set.len()

@@ -14,6 +14,8 @@
 //! - [`client`]: the blocking HTTP client of one node's API, with short timeouts everywhere.
 //! - [`genesis_src`]: which genesis a testnet uses and how it is written into the folder.
 //! - [`ports`], [`output`]: free local ports; tables, progress and durations for people.
+//! - [`hints`]: the next commands, spelled to run as printed; the record of the last started
+//!   testnet that the wallet reads to find a node by itself.
 //!
 //! Every wait in this crate is bounded by a deadline, every queue by a count.
 
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod genesis_src;
+pub mod hints;
 pub mod node;
 pub mod output;
 pub mod ports;

@@ -12,9 +12,9 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain: "cannot start node 2" alone does not say that the port was taken.
-            eprintln!("error: {e}");
+            testnet::errln!("error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                testnet::errln!("  caused by: {cause}");
             }
             ExitCode::FAILURE
         }

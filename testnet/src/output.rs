@@ -2,7 +2,11 @@
 //! and falls back to occasional plain lines when stderr is a file or a pipe (CI logs stay readable).
 //!
 //! Commands print to stdout with [`outln!`]/[`out!`], which return the write error instead of
-//! panicking like `println!`: `testnet status | head -3` then ends quietly (see `main`).
+//! panicking like `println!`: `testnet status | head -3` then ends quietly (see `main`). Notes go to
+//! stderr with [`errln!`], and the supervisor of `testnet up` prints with [`sayln!`]: both ignore a
+//! closed stream, because a reader that went away (`testnet up | tee log`, then Ctrl-C, which stops
+//! `tee` first) must not stop the supervisor before it has stopped the nodes. `println!` and
+//! `eprintln!` panic on a closed stream; clippy.toml disallows them in this crate.
 
 /// `println!` that returns an `anyhow` error from the enclosing function when stdout is gone.
 #[macro_export]
@@ -23,6 +27,25 @@ macro_rules! out {
         if let Err(e) = write!(std::io::stdout(), $($arg)*) {
             return Err(anyhow::Error::from(e).into());
         }
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr instead of panicking.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that ignores a closed stdout: for output whose loss must not change what the
+/// program does next (the supervisor's reports, the shutdown of every node).
+#[macro_export]
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
 }
 
@@ -113,7 +136,7 @@ impl Progress {
                     .last_plain
                     .is_none_or(|t| t.elapsed() >= self.plain_every);
                 if due && msg != self.last_msg {
-                    eprintln!("{msg}");
+                    crate::errln!("{msg}");
                     self.last_plain = Some(Instant::now());
                 }
             }
@@ -125,7 +148,7 @@ impl Progress {
     pub fn println(&self, msg: impl AsRef<str>) {
         match &self.bar {
             Some(b) => b.println(msg.as_ref()),
-            None => eprintln!("{}", msg.as_ref()),
+            None => crate::errln!("{}", msg.as_ref()),
         }
     }
 

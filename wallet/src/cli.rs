@@ -1,6 +1,7 @@
 //! The command line: global options, the subcommands (one module each under [`crate::cmd`]) and
 //! the flags that choose a key.
 
+use std::cell::OnceCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,12 +10,13 @@ use clap::{Parser, Subcommand};
 
 use crate::args::{self, NodeUrl};
 use crate::client::NodeClient;
-use crate::cmd;
 use crate::error::Error;
 use crate::keys::{self, KeyError, KeySource};
 use crate::output::Output;
+use crate::{cmd, discover};
 
-/// The node the wallet talks to unless `--node` or `LEDGER_NODE` says otherwise.
+/// The node the wallet talks to when neither `--node` nor `LEDGER_NODE` says and no running local
+/// testnet is found ([`crate::discover`]).
 pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:8700";
 /// The environment variable for `--node`.
 pub const NODE_ENV: &str = "LEDGER_NODE";
@@ -39,16 +41,16 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "wallet", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The node's HTTP API
+    /// The node's HTTP API [default: a node of the running local testnet (./.testnet, or the one
+    /// `testnet up` started last), else http://127.0.0.1:8700]
     #[arg(
         long,
         global = true,
         value_name = "URL",
         env = NODE_ENV,
-        default_value = DEFAULT_NODE_URL,
         value_parser = args::node_url
     )]
-    pub node: NodeUrl,
+    pub node: Option<NodeUrl>,
 
     /// Print exactly one JSON object on stdout instead of text
     #[arg(long, global = true)]
@@ -86,14 +88,42 @@ pub enum Command {
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub out: &'a Output,
-    node: NodeUrl,
+    /// `--node` / `LEDGER_NODE`, if given.
+    node: Option<NodeUrl>,
+    /// The node chosen on first use (given, discovered, or the default), said once on stderr.
+    chosen: OnceCell<NodeUrl>,
     request_timeout: Duration,
 }
 
 impl Ctx<'_> {
-    /// A client of the node. Commands that need no node never make one.
+    /// A client of the node. Commands that need no node never make one, so they never probe for
+    /// a testnet either.
     pub fn client(&self) -> NodeClient {
-        NodeClient::new(self.node.clone(), self.request_timeout)
+        let url = self.chosen.get_or_init(|| self.choose_node());
+        NodeClient::new(url.clone(), self.request_timeout)
+    }
+
+    fn choose_node(&self) -> NodeUrl {
+        if let Some(url) = &self.node {
+            return url.clone();
+        }
+        match discover::local_testnet() {
+            Some(found) => {
+                self.out.note(&format!(
+                    "using node {} (node {} of the testnet in {}; --node or {NODE_ENV} picks another)",
+                    found.url,
+                    found.index,
+                    found.testnet_dir.display()
+                ));
+                found.url
+            }
+            None => {
+                // The constant is a valid URL (a unit test parses it).
+                DEFAULT_NODE_URL
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("DEFAULT_NODE_URL parses"))
+            }
+        }
     }
 }
 
@@ -102,6 +132,7 @@ impl Cli {
         let ctx = Ctx {
             out,
             node: self.node,
+            chosen: OnceCell::new(),
             request_timeout: Duration::from_secs(self.request_timeout),
         };
         match self.command {
@@ -187,7 +218,10 @@ mod tests {
         ])
         .expect("parses");
         assert!(cli.json);
-        assert_eq!(cli.node.to_string(), "http://localhost:9000");
+        assert_eq!(
+            cli.node.map(|n| n.to_string()).as_deref(),
+            Some("http://localhost:9000")
+        );
         let Command::Transfer(t) = cli.command else {
             panic!("not a transfer: {:?}", cli.command);
         };
@@ -246,8 +280,13 @@ mod tests {
         let cli = parse(&["tx", &h.to_hex()]).expect("parses");
         assert!(matches!(cli.command, Command::Tx(ref t) if t.hash == h));
         if std::env::var_os(NODE_ENV).is_none() {
-            assert_eq!(cli.node.to_string(), DEFAULT_NODE_URL);
+            // No --node: the node is chosen on first use (a local testnet, else the default).
+            assert_eq!(cli.node, None);
         }
+        assert!(
+            DEFAULT_NODE_URL.parse::<NodeUrl>().is_ok(),
+            "the fallback URL parses"
+        );
 
         let cli = parse(&["keygen", "--out", "/tmp/k.json", "--force"]).expect("parses");
         assert!(matches!(cli.command, Command::Keygen(ref k) if k.force));

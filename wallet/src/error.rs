@@ -159,11 +159,11 @@ pub fn report_usage(e: &clap::Error, json: bool) -> ExitCode {
             format!("{text} (see 'wallet --help')")
         }
     };
-    eprintln!("error: {line}");
+    crate::output::errln!("error: {line}");
     if json {
         let v =
             json!({"error": {"code": "usage", "message": line, "exit_code": Exit::Usage as u8}});
-        println!("{v}");
+        crate::output::Output::new(true).json_value(&v);
     }
     Exit::Usage.into()
 }

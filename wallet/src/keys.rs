@@ -207,7 +207,7 @@ fn warn_if_readable_by_others(path: &Path, file: &File) {
     if let Ok(meta) = file.metadata() {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            eprintln!(
+            crate::output::errln!(
                 "warning: key file {} can be read by other users (mode {mode:o}); run: chmod 600 {}",
                 path.display(),
                 path.display()

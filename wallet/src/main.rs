@@ -8,7 +8,8 @@
 //!   dispatch to one module per subcommand under [`cmd`].
 //! - [`keys`]: where a signing key comes from: a key file (written owner-only) or a dev key of the
 //!   default genesis.
-//! - [`client`]: the blocking HTTP client of the node API (ureq, with timeouts).
+//! - [`client`]: the blocking HTTP client of the node API (ureq, with timeouts); [`discover`]: the
+//!   node of a running local testnet when no `--node` is given.
 //! - [`output`]: human text or one JSON object per command; [`progress`]: the `--wait` spinner.
 //! - [`error`]: every failure, its one-line message and its exit code.
 //!
@@ -18,6 +19,7 @@ mod args;
 mod cli;
 mod client;
 mod cmd;
+mod discover;
 mod error;
 mod keys;
 mod output;
@@ -46,7 +48,7 @@ fn main() -> ExitCode {
 /// Prints a failure: its whole chain on one line to stderr, and with `--json` also as one JSON
 /// object on stdout so a script always gets an answer to parse.
 fn report(out: &Output, e: &Error) -> ExitCode {
-    eprintln!("error: {}", error::one_line(e));
+    crate::output::errln!("error: {}", error::one_line(e));
     if out.is_json() {
         out.json_value(&e.to_json());
     }

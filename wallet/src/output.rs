@@ -3,6 +3,15 @@
 
 use std::io::{self, Write};
 
+/// `eprintln!` that ignores a closed stderr instead of panicking (clippy.toml disallows `eprintln!`).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
 use ledger_core::TxError;
 use ledger_core::api::TxStatus;
 use serde::Serialize;
@@ -64,7 +73,7 @@ impl Output {
 
     /// A note for the person at the terminal, on stderr.
     pub fn note(&self, line: &str) {
-        eprintln!("{line}");
+        crate::output::errln!("{line}");
     }
 }
 

@@ -43,7 +43,7 @@ impl Progress {
             }
             Progress::Lines { last } => {
                 if last.as_deref() != Some(state) {
-                    eprintln!("{state}...");
+                    crate::output::errln!("{state}...");
                     *last = Some(state.to_string());
                 }
             }
@@ -55,7 +55,7 @@ impl Progress {
         if let Progress::Spinner { bar, .. } = &self {
             bar.finish_and_clear();
         }
-        eprintln!("{line}");
+        crate::output::errln!("{line}");
     }
 
     /// Removes the spinner without a line (the error report follows).

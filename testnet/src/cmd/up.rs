@@ -14,7 +14,7 @@ use crate::client::NodeClient;
 use crate::output::{Progress, secs};
 use crate::process::{self, StopOutcome};
 use crate::state::{NodeState, Role, State, StateLock, now_ms};
-use crate::{genesis_src, node, ports};
+use crate::{genesis_src, hints, node, ports};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -80,45 +80,48 @@ pub fn run(dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     state.save(dir)?;
     drop(lock);
+    if let Err(e) = hints::record_last_testnet(dir) {
+        crate::errln!("note: cannot record this testnet for the wallet to find: {e}");
+    }
 
     let all: Vec<usize> = state.nodes.iter().map(|n| n.index).collect();
     if args.json {
-        crate::outln!("{}", started_json(&state, dir, first_final));
+        crate::sayln!("{}", started_json(&state, dir, first_final));
     } else {
-        print_started(&state, dir, &all, first_final)?;
+        print_started(&state, dir, &all, first_final);
     }
     if args.detach {
         if !args.json {
-            crate::outln!("detached: the nodes keep running; `testnet down` stops them");
+            crate::sayln!("detached: the nodes keep running; `testnet down` stops them");
         }
         return Ok(ExitCode::SUCCESS);
     }
     if !args.json {
-        crate::outln!("supervising (Ctrl-C stops every node)");
+        crate::sayln!("supervising (Ctrl-C stops every node)");
     }
     supervise(dir, state, children, Duration::from_secs(args.stall_secs))
 }
 
 /// The table and where to go next.
-fn print_started(
-    state: &State,
-    dir: &Path,
-    all: &[usize],
-    first_final: Duration,
-) -> anyhow::Result<()> {
-    crate::outln!("{}", super::node_table(state, all));
-    crate::outln!(
+fn print_started(state: &State, dir: &Path, all: &[usize], first_final: Duration) {
+    crate::sayln!("{}", super::node_table(state, all));
+    crate::sayln!(
         "chain {} · {} validators · first final block {} after start",
         state.chain_id,
         state.validators().count(),
         secs(first_final)
     );
-    crate::outln!("time_to_first_final_ms={}", first_final.as_millis());
-    crate::outln!("folder {} · logs in node-<i>/node.log", dir.display());
-    crate::outln!(
-        "try: testnet status --watch · testnet load --rate 500 --duration 10 · testnet kill 3 · testnet down"
-    );
-    Ok(())
+    crate::sayln!("time_to_first_final_ms={}", first_final.as_millis());
+    crate::sayln!("folder {} · logs in node-<i>/node.log", dir.display());
+    let t = format!("{}{}", hints::command("testnet"), hints::dir_flag(dir));
+    let w = hints::command("wallet");
+    let last = state.nodes.last().map_or(0, |n| n.index);
+    crate::sayln!("try:");
+    crate::sayln!("  {t} status --watch");
+    crate::sayln!("  {w} balance --dev 0          # finds this testnet's node by itself");
+    crate::sayln!("  {t} load --rate 500 --duration 10");
+    crate::sayln!("  {t} kill {last}; {t} restart {last}");
+    crate::sayln!("  {t} down");
 }
 
 /// `up --json`: everything the table says, for scripts.
@@ -155,7 +158,7 @@ fn create(dir: &Path, args: &UpArgs) -> anyhow::Result<State> {
     let genesis_path = dir.join("genesis.json");
     std::fs::write(&genesis_path, chosen.genesis.to_json())
         .with_context(|| format!("cannot write {}", genesis_path.display()))?;
-    eprintln!(
+    crate::errln!(
         "genesis: {} (hash {})",
         chosen.source,
         chosen.genesis.hash()
@@ -233,16 +236,18 @@ fn resume(mut state: State, dir: &Path, args: &UpArgs) -> anyhow::Result<State> 
         let n = &state.nodes[i];
         if !ports::is_free(n.api_addr.port()) || !ports::is_free(n.p2p_port) {
             let p = ports::free_ports(2)?;
-            eprintln!(
+            crate::errln!(
                 "node {}: its ports are taken now; using {} and {}",
-                n.index, p[0], p[1]
+                n.index,
+                p[0],
+                p[1]
             );
             let n = &mut state.nodes[i];
             n.api_addr.set_port(p[0]);
             n.p2p_port = p[1];
         }
     }
-    eprintln!("resuming the stopped testnet in {}", dir.display());
+    crate::errln!("resuming the stopped testnet in {}", dir.display());
     Ok(state)
 }
 
@@ -361,6 +366,9 @@ struct Seen {
     stalled: bool,
 }
 
+/// Everything it prints goes through `sayln!`, which ignores a closed stdout: `testnet up | tee log`
+/// and Ctrl-C stop `tee` too, and the supervisor must still stop the nodes.
+///
 /// Watches the nodes until Ctrl-C: prints a line when a node dies or comes back, or when its height
 /// stops growing; then stops every node. Re-reads state.json each round, so `kill`/`restart` from
 /// another terminal are followed, and exits when the testnet was stopped or removed from elsewhere.
@@ -386,14 +394,14 @@ fn supervise(
         match State::load_opt(dir) {
             Ok(Some(s)) => state = s,
             Ok(None) => {
-                crate::outln!(
+                crate::sayln!(
                     "{} was removed; the supervisor exits",
                     State::path(dir).display()
                 );
                 return Ok(ExitCode::SUCCESS);
             }
             // A half-written file cannot happen (atomic rename), but a read can fail: keep the last state.
-            Err(e) => eprintln!("cannot re-read the state: {e:#}"),
+            Err(e) => crate::errln!("cannot re-read the state: {e:#}"),
         }
         let statuses: Vec<(usize, Option<u64>)> = std::thread::scope(|s| {
             let hs: Vec<_> = state
@@ -432,13 +440,13 @@ fn supervise(
                     .get(&n.index)
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default();
-                crate::outln!(
+                crate::sayln!(
                     "node {} died{how}; last log lines:\n{}",
                     n.index,
                     indent(&node::log_tail(n, 5))
                 );
             } else if !s.running && running {
-                crate::outln!(
+                crate::sayln!(
                     "node {} is running again (pid {})",
                     n.index,
                     n.pid.unwrap_or(0)
@@ -447,7 +455,7 @@ fn supervise(
             s.running = running;
             if height != s.height && height.is_some() {
                 if s.stalled {
-                    crate::outln!(
+                    crate::sayln!(
                         "node {}: height moving again ({})",
                         n.index,
                         height.unwrap_or(0)
@@ -461,7 +469,7 @@ fn supervise(
                 && s.height_since
                     .is_some_and(|t| now.duration_since(t) >= stall)
             {
-                crate::outln!(
+                crate::sayln!(
                     "node {}: height stalled at {} for {} (highest node: {max_height})",
                     n.index,
                     s.height.map_or("?".into(), |h| h.to_string()),
@@ -472,11 +480,11 @@ fn supervise(
         }
         let alive = state.nodes.iter().filter(|n| n.is_running()).count();
         if state.stopped && alive == 0 {
-            crate::outln!("the testnet was stopped (`testnet down`); the supervisor exits");
+            crate::sayln!("the testnet was stopped (`testnet down`); the supervisor exits");
             return Ok(ExitCode::SUCCESS);
         }
         if last_summary.elapsed() >= Duration::from_secs(30) {
-            crate::outln!(
+            crate::sayln!(
                 "height {max_height} · {alive}/{} nodes running",
                 state.nodes.len()
             );
@@ -495,7 +503,7 @@ fn supervise(
 
 /// Ctrl-C: stop every node (a second Ctrl-C skips the grace period), record it, exit.
 fn shutdown(dir: &Path, children: &mut HashMap<usize, Child>) -> anyhow::Result<ExitCode> {
-    crate::outln!("stopping every node (Ctrl-C again to kill them at once)");
+    crate::sayln!("stopping every node (Ctrl-C again to kill them at once)");
     let lock = StateLock::acquire(dir)?;
     let mut state = State::load(dir)?;
     let running: Vec<usize> = state
@@ -522,9 +530,9 @@ fn shutdown(dir: &Path, children: &mut HashMap<usize, Child>) -> anyhow::Result<
     let results = stop_nodes(&mut state, &running, Duration::from_millis(1));
     for (i, r) in &results {
         match r {
-            Ok(StopOutcome::Killed) => crate::outln!("node {i}: killed"),
-            Ok(_) => crate::outln!("node {i}: stopped"),
-            Err(e) => crate::outln!("node {i}: {e:#}"),
+            Ok(StopOutcome::Killed) => crate::sayln!("node {i}: killed"),
+            Ok(_) => crate::sayln!("node {i}: stopped"),
+            Err(e) => crate::sayln!("node {i}: {e:#}"),
         }
     }
     for c in children.values_mut() {
@@ -533,7 +541,7 @@ fn shutdown(dir: &Path, children: &mut HashMap<usize, Child>) -> anyhow::Result<
     state.stopped = true;
     state.save(dir)?;
     drop(lock);
-    crate::outln!(
+    crate::sayln!(
         "testnet stopped; `testnet up` resumes it with its data, `testnet reset` deletes it"
     );
     Ok(ExitCode::SUCCESS)

@@ -138,6 +138,8 @@ impl Testnet {
             .arg("--dir")
             .arg(&self.dir)
             .args(args)
+            // `up` records the last started testnet there; a test's must not replace the user's.
+            .env("XDG_STATE_HOME", base.join("state"))
             .stdin(Stdio::null())
             .stdout(File::create(&out_path).expect("stdout file"))
             .stderr(File::create(&err_path).expect("stderr file"))

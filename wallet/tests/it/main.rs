@@ -1,6 +1,7 @@
 //! Runs the real `wallet` binary against a fake node (axum, in-process, on a free loopback port)
 //! that implements the node's `/v1` API contract with canned behaviour.
 
+mod discovery;
 mod fake_node;
 mod keygen;
 mod queries;
@@ -32,16 +33,24 @@ impl Run {
     }
 }
 
-/// Runs `wallet args...` with a clean environment: `home` as HOME, no LEDGER_NODE, WALLET_HOME
-/// or proxy settings, stdin closed.
+/// Runs `wallet args...` with a clean environment: `home` as HOME, no LEDGER_NODE, WALLET_HOME,
+/// TESTNET_DIR, XDG_STATE_HOME or proxy settings, stdin closed.
 pub fn wallet(home: &Path, args: &[&str]) -> Run {
+    wallet_in(home, home, args)
+}
+
+/// [`wallet`] run in the folder `cwd` (where it looks for `./.testnet`).
+pub fn wallet_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
     let Output {
         status,
         stdout,
         stderr,
     } = Command::new(env!("CARGO_BIN_EXE_wallet"))
         .args(args)
+        .current_dir(cwd)
         .env("HOME", home)
+        .env_remove("TESTNET_DIR")
+        .env_remove("XDG_STATE_HOME")
         .env_remove("LEDGER_NODE")
         .env_remove("WALLET_HOME")
         .env_remove("http_proxy")

@@ -207,7 +207,7 @@ pub fn run(dir: &Path, args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
     }
     install_interrupt_handler()?;
-    eprintln!(
+    crate::errln!(
         "chaos: seed {seed} (replay: {}), {} validators, f = {}",
         args.replay_command(seed),
         validators.len(),

@@ -155,7 +155,7 @@ fn targets(dir: &Path, args: &LoadArgs) -> anyhow::Result<Vec<Target>> {
         let n = state.node(i)?;
         if !n.is_running() {
             if args.nodes.trim() == "all" {
-                eprintln!("node {i} is not running; not loading it");
+                crate::errln!("node {i} is not running; not loading it");
                 continue;
             }
             bail!("node {i} is not running");

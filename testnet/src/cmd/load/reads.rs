@@ -63,7 +63,7 @@ pub fn run(targets: &[Target], args: &LoadArgs) -> anyhow::Result<ExitCode> {
         .map(|i| Keypair::dev("account", i).address())
         .chain((0..ACCOUNTS_READ / 2).map(|i| Keypair::dev("load", i).address()))
         .collect();
-    eprintln!(
+    crate::errln!(
         "reads: {clients} clients for {} s against {} (blocks 1..={head}, {} accounts){}",
         args.duration,
         targets

@@ -85,7 +85,7 @@ pub fn run(targets: &[Target], args: &LoadArgs) -> anyhow::Result<ExitCode> {
         .concurrency
         .map_or((2 * targets.len()).max(4), |c| c as usize);
     let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
-    eprintln!(
+    crate::errln!(
         "load: {total} transfers {} over {} s to {} ({} threads, batches of {batch}, {accounts} accounts, chain {chain_id})",
         if args.rate() > 0 {
             format!("at {} tx/s", args.rate())
@@ -127,7 +127,7 @@ pub fn run(targets: &[Target], args: &LoadArgs) -> anyhow::Result<ExitCode> {
         batch,
     )?;
     let presign_time = t_sign.elapsed();
-    eprintln!(
+    crate::errln!(
         "pre-signed {} transfers in {:.2} s ({} batches, {} MB of JSON); funding took {:.2} s",
         plan.total,
         presign_time.as_secs_f64(),
@@ -202,7 +202,7 @@ fn fund(
         .map(|a| (a, needs[a] - infos[a].balance.0))
         .collect();
     if short.is_empty() {
-        eprintln!("load accounts are funded already");
+        crate::errln!("load accounts are funded already");
         return Ok(());
     }
     let funders = discover_funders(client, args.fee)?;
@@ -233,7 +233,7 @@ fn fund(
             );
         }
     }
-    eprintln!(
+    crate::errln!(
         "funding {} load accounts from {} genesis dev accounts",
         short.len(),
         funders.len()
