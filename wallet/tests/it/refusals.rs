@@ -179,3 +179,46 @@ fn help_documents_exit_codes_and_dev_keys() {
     let run = wallet(home.path(), &["transfer", "--help"]);
     assert!(run.stdout.contains("DEV ONLY"), "{run:?}");
 }
+
+/// Runs the wallet with stdout and stderr both closed pipes (the reader went away): every write
+/// fails with EPIPE. Returns the exit code.
+fn wallet_with_closed_streams(home: &std::path::Path, args: &[&str]) -> i32 {
+    let (out_r, out_w) = std::io::pipe().expect("pipe");
+    let (err_r, err_w) = std::io::pipe().expect("pipe");
+    drop(out_r);
+    drop(err_r);
+    std::process::Command::new(env!("CARGO_BIN_EXE_wallet"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("LEDGER_NODE")
+        .env_remove("TESTNET_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .stdin(std::process::Stdio::null())
+        .stdout(out_w)
+        .stderr(err_w)
+        .status()
+        .expect("runs the wallet")
+        .code()
+        .unwrap_or(-1)
+}
+
+#[test]
+fn closed_stdout_and_stderr_never_make_the_wallet_panic() {
+    let node = crate::fake_node::FakeNode::start(crate::fake_node::Behaviour::default());
+    let home = crate::tempdir();
+    // A panic exits with 101; each command keeps its own exit code instead.
+    assert_eq!(
+        wallet_with_closed_streams(home.path(), &["address", "--dev", "0"]),
+        0
+    );
+    assert_eq!(
+        wallet_with_closed_streams(home.path(), &["--node", &node.url, "balance", "--dev", "0"]),
+        0
+    );
+    assert_eq!(
+        wallet_with_closed_streams(home.path(), &["--json", "tx", "nothex"]),
+        2,
+        "a usage error with nowhere to print it"
+    );
+    assert_eq!(wallet_with_closed_streams(home.path(), &["--help"]), 0);
+}
