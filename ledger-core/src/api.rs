@@ -162,6 +162,11 @@ pub struct StatusResponse {
     pub validator: Option<Address>,
     pub mempool_txs: usize,
     pub version: String,
+    /// The chain's display unit (from the genesis): amounts stay integers of base units in every
+    /// answer; people read them as `amount / 10^decimals` `symbol`. Absent when the genesis names
+    /// none (then show base units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<crate::units::Token>,
 }
 
 /// Every error answer: `{ "code": "...", "message": "...", ...fields }`.

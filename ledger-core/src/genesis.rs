@@ -43,6 +43,7 @@ use crate::hash::Hash;
 use crate::params::{ConsensusParams, ParamsError};
 use crate::state::{Account, State};
 use crate::types::{Address, AddressError, Amount, ChainId, ChainIdError, Nonce, TimestampMs};
+use crate::units::Token;
 use crate::validation::ChainContext;
 use crate::validator::{Validator, ValidatorSet, ValidatorSetError};
 
@@ -70,6 +71,12 @@ pub enum GenesisError {
     },
     #[error("{field}: missing")]
     MissingField { field: String },
+    #[error("{field}: {source}")]
+    InvalidToken {
+        field: String,
+        #[source]
+        source: crate::units::TokenError,
+    },
     #[error("{field}: unknown field")]
     UnknownField { field: String },
     #[error("{field}: {source}")]
@@ -150,6 +157,8 @@ pub struct Genesis {
     consensus_params: ConsensusParams,
     validators: ValidatorSet,
     accounts: Vec<GenesisAccount>,
+    /// The display unit people read amounts in; `None` shows base units only.
+    token: Option<Token>,
 }
 
 /// The canonical encoding's layout (and the JSON's field order): validators as a plain list.
@@ -161,6 +170,7 @@ struct GenesisWire {
     consensus_params: ConsensusParams,
     validators: Vec<Validator>,
     accounts: Vec<GenesisAccount>,
+    token: Option<Token>,
 }
 
 impl Genesis {
@@ -194,7 +204,19 @@ impl Genesis {
             consensus_params,
             validators,
             accounts,
+            token: None,
         })
+    }
+
+    /// The same genesis with this display unit (a different chain: the unit is in the hash).
+    pub fn with_token(mut self, token: Option<Token>) -> Genesis {
+        self.token = token;
+        self
+    }
+
+    /// The display unit, if the genesis names one.
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
     }
 
     /// Parses and validates a genesis document.
@@ -217,6 +239,7 @@ impl Genesis {
                 "consensus_params",
                 "validators",
                 "accounts",
+                "token",
             ],
         )?;
         let chain_id = ChainId::new(string(required(top, "", "chain_id")?, "chain_id")?).map_err(
@@ -244,14 +267,19 @@ impl Genesis {
             .enumerate()
             .map(|(i, v)| parse_account(v, &format!("accounts[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        Genesis::new(
+        let token = match top.get("token") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_token(v)?),
+        };
+        Ok(Genesis::new(
             chain_id,
             genesis_time_ms,
             description,
             consensus_params,
             validators,
             accounts,
-        )
+        )?
+        .with_token(token))
     }
 
     /// The genesis document as pretty JSON with a final newline (what `genesis.json` holds).
@@ -291,14 +319,15 @@ impl Genesis {
             Keypair::dev(\"validator\", i) and account i's key is Keypair::dev(\"account\", i), \
             seed = SHA-256(\"ledger dev key\\0\" || label || \"\\0\" || i as u32 little-endian). \
             Anyone can derive these keys: never use them for anything of value.";
-        Genesis::new(
+        Ok(Genesis::new(
             chain_id,
             TimestampMs(DEV_GENESIS_TIME_MS),
             Some(description.to_owned()),
             ConsensusParams::default(),
             validators,
             accounts,
-        )
+        )?
+        .with_token(Some(Token::dev())))
     }
 
     /// SHA-256 of the canonical encoding: the chain's identity, and block 1's `prev_hash`.
@@ -377,6 +406,7 @@ impl Genesis {
             consensus_params: self.consensus_params.clone(),
             validators: self.validators.validators().to_vec(),
             accounts: self.accounts.clone(),
+            token: self.token.clone(),
         }
     }
 }
@@ -551,6 +581,18 @@ fn parse_validator(value: &Value, field: &str) -> Result<Validator, GenesisError
     })
 }
 
+fn parse_token(value: &Value) -> Result<Token, GenesisError> {
+    let field = "token";
+    let map = object(value, field, field, &["symbol", "decimals"])?;
+    let symbol = string(required(map, field, "symbol")?, &path(field, "symbol"))?;
+    let decimals = unsigned(required(map, field, "decimals")?, &path(field, "decimals"))?;
+    let decimals = u8::try_from(decimals).unwrap_or(u8::MAX);
+    Token::new(symbol, decimals).map_err(|source| GenesisError::InvalidToken {
+        field: field.into(),
+        source,
+    })
+}
+
 fn parse_account(value: &Value, field: &str) -> Result<GenesisAccount, GenesisError> {
     let map = object(value, "account", field, &["address", "balance"])?;
     Ok(GenesisAccount {
@@ -593,6 +635,8 @@ impl Serialize for Genesis {
             consensus_params: &'a ConsensusParams,
             validators: &'a [Validator],
             accounts: &'a [GenesisAccount],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            token: Option<&'a Token>,
         }
         Json {
             chain_id: &self.chain_id,
@@ -601,6 +645,7 @@ impl Serialize for Genesis {
             consensus_params: &self.consensus_params,
             validators: self.validators.validators(),
             accounts: &self.accounts,
+            token: self.token.as_ref(),
         }
         .serialize(s)
     }
@@ -632,6 +677,7 @@ impl BorshDeserialize for Genesis {
             w.validators,
             w.accounts,
         )
+        .map(|g| g.with_token(w.token))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
 }

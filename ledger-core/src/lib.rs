@@ -29,6 +29,7 @@ pub mod smt;
 pub mod state;
 pub mod tx;
 pub mod types;
+pub mod units;
 pub mod validation;
 pub mod validator;
 pub mod vote;

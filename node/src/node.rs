@@ -239,6 +239,7 @@ pub async fn start(
             genesis_time_ms: genesis.genesis_time_ms(),
             validators: genesis.validators().clone(),
             validator,
+            token: genesis.token().cloned(),
         }),
         limits: Arc::new(cfg.api.clone()),
         rate_limiter: Arc::new(RateLimiter::new(

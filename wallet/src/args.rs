@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use ledger_core::tx::MAX_MEMO_BYTES;
 use ledger_core::types::AddressError;
+use ledger_core::units::Token;
 use ledger_core::{Address, Amount, Hash};
 
 /// Why an address argument was refused.
@@ -43,6 +44,10 @@ pub enum BadAmount {
     TooLarge(String),
     #[error("invalid amount '{0}': must be positive")]
     Zero(String),
+    #[error(
+        "invalid amount '{0}': a decimal amount needs the chain's unit (e.g. {0}LDG); a plain integer is base units"
+    )]
+    DecimalWithoutUnit(String),
 }
 
 /// A non-negative whole number of base units; `_` may group digits (`1_000_000`).
@@ -62,10 +67,58 @@ pub fn amount(s: &str) -> Result<Amount, BadAmount> {
         .map_err(|_| BadAmount::TooLarge(s.to_string()))
 }
 
-/// An amount to transfer: like [`amount`], and more than zero.
-pub fn positive_amount(s: &str) -> Result<Amount, BadAmount> {
-    match amount(s)? {
-        Amount(0) => Err(BadAmount::Zero(s.to_string())),
+/// An amount as typed: whole base units (`1500000`, checked now), or display units with the
+/// chain's symbol (`1.5LDG`), converted exactly once the node has said what its unit is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AmountArg {
+    Base(Amount),
+    Display(String),
+}
+
+impl AmountArg {
+    /// The amount in base units, given the chain's display unit (if it has one).
+    pub fn resolve(&self, token: Option<&Token>) -> Result<Amount, String> {
+        match (self, token) {
+            (AmountArg::Base(a), _) => Ok(*a),
+            (AmountArg::Display(text), Some(t)) => t.parse(text).map_err(|e| e.to_string()),
+            (AmountArg::Display(text), None) => Err(format!(
+                "'{text}': this chain names no display unit; give the amount in base units"
+            )),
+        }
+    }
+}
+
+/// [`amount`], or a number followed by a unit symbol (letters) for [`AmountArg::Display`].
+pub fn amount_arg(s: &str) -> Result<AmountArg, BadAmount> {
+    if let Ok(a) = amount(s) {
+        return Ok(AmountArg::Base(a));
+    }
+    let t = s.trim();
+    // A symbol is trailing letters (`LDG`); what precedes it must look like a number.
+    let symbol_len = t
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_alphabetic)
+        .count();
+    let number = t[..t.len() - symbol_len].trim_end();
+    let numeric = !number.is_empty()
+        && number.chars().any(|c| c.is_ascii_digit())
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '_'));
+    if symbol_len > 0 && numeric {
+        return Ok(AmountArg::Display(t.to_string()));
+    }
+    if numeric && number.contains('.') {
+        return Err(BadAmount::DecimalWithoutUnit(s.to_string()));
+    }
+    amount(s).map(AmountArg::Base)
+}
+
+/// [`amount_arg`], and not zero base units.
+pub fn positive_amount_arg(s: &str) -> Result<AmountArg, BadAmount> {
+    match amount_arg(s)? {
+        AmountArg::Base(Amount(0)) => Err(BadAmount::Zero(s.to_string())),
         a => Ok(a),
     }
 }
@@ -187,14 +240,18 @@ mod tests {
     #[test]
     fn amount_errors_read_plainly() {
         assert_eq!(
-            positive_amount("1.5").map_err(|e| e.to_string()),
-            Err("invalid amount '1.5': expected a whole number of base units".into())
+            positive_amount_arg("1.5").map_err(|e| e.to_string()),
+            Err("invalid amount '1.5': a decimal amount needs the chain's unit (e.g. 1.5LDG); a plain integer is base units".into())
         );
         assert_eq!(
-            positive_amount("0").map_err(|e| e.to_string()),
+            positive_amount_arg("0").map_err(|e| e.to_string()),
             Err("invalid amount '0': must be positive".into())
         );
-        assert_eq!(positive_amount("7"), Ok(Amount(7)));
+        assert_eq!(
+            positive_amount_arg("abc").map_err(|e| e.to_string()),
+            Err("invalid amount 'abc': expected a whole number of base units".into())
+        );
+        assert_eq!(positive_amount_arg("7"), Ok(AmountArg::Base(Amount(7))));
     }
 
     #[test]

@@ -180,6 +180,7 @@ pub fn json_requested(args: impl IntoIterator<Item = OsString>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::AmountArg;
     use ledger_core::{Amount, Hash, Keypair};
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -226,13 +227,53 @@ mod tests {
             panic!("not a transfer: {:?}", cli.command);
         };
         assert_eq!(t.to, to);
-        assert_eq!(t.amount, Amount(1000));
-        assert_eq!(t.fee, Amount(0));
+        assert_eq!(t.amount, AmountArg::Base(Amount(1000)));
+        assert_eq!(t.fee, AmountArg::Base(Amount(0)));
         assert_eq!(t.nonce, Some(7));
         assert_eq!(t.memo.map(|m| m.0), Some(b"rent".to_vec()));
         assert!(t.wait);
         assert_eq!(t.timeout, 5);
         assert_eq!(t.key.source().expect("dev key"), KeySource::Dev(3));
+    }
+
+    #[test]
+    fn amounts_are_base_units_or_display_units_with_a_symbol() {
+        let to = Keypair::dev("account", 2).address().to_string();
+        let amount = |a: &str| -> Result<AmountArg, clap::Error> {
+            let cli = parse(&["transfer", "--to", &to, "--amount", a, "--dev", "0"])?;
+            match cli.command {
+                Command::Transfer(t) => Ok(t.amount),
+                other => panic!("not a transfer: {other:?}"),
+            }
+        };
+        assert_eq!(amount("1_500").ok(), Some(AmountArg::Base(Amount(1500))));
+        assert_eq!(
+            amount("1.5LDG").ok(),
+            Some(AmountArg::Display("1.5LDG".into()))
+        );
+        assert_eq!(
+            amount("2 ldg").ok(),
+            Some(AmountArg::Display("2 ldg".into()))
+        );
+        // A decimal without a unit would be a guess between base and display units.
+        for bad in ["1.5", "0", "LDG", "-3", "1e6"] {
+            assert_eq!(
+                amount(bad).map_err(|e| e.exit_code()).err(),
+                Some(2),
+                "{bad}"
+            );
+        }
+        let t = ledger_core::units::Token::dev();
+        assert_eq!(
+            AmountArg::Display("1.5LDG".into()).resolve(Some(&t)),
+            Ok(Amount(1_500_000))
+        );
+        assert!(AmountArg::Display("1.5LDG".into()).resolve(None).is_err());
+        assert!(
+            AmountArg::Display("1.5BTC".into())
+                .resolve(Some(&t))
+                .is_err()
+        );
     }
 
     #[test]
@@ -243,7 +284,7 @@ mod tests {
         let Command::Transfer(t) = cli.command else {
             panic!("not a transfer");
         };
-        assert_eq!(t.fee, Amount(1));
+        assert_eq!(t.fee, AmountArg::Base(Amount(1)));
         assert_eq!(t.nonce, None);
         assert!(!t.wait);
         assert_eq!(

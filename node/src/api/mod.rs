@@ -52,6 +52,8 @@ pub struct ChainInfo {
     pub validators: ValidatorSet,
     /// This node's validator address, if it has a key.
     pub validator: Option<Address>,
+    /// The genesis's display unit, if it names one.
+    pub token: Option<ledger_core::units::Token>,
 }
 
 /// What every handler gets: handles and read-mostly shared values only, behind one `Arc` so that

@@ -594,6 +594,7 @@ pub async fn status(State(ctx): State<ApiContext>) -> Result<Json<StatusResponse
         validator: ctx.chain.validator,
         mempool_txs: pool.txs,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        token: ctx.chain.token.clone(),
     }))
 }
 

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use ledger_core::Address;
 use ledger_core::api::AccountResponse;
+use ledger_core::units::Token;
 use serde::Serialize;
 
 use crate::args;
@@ -21,16 +22,34 @@ pub struct Args {
     pub key: KeyArgs,
 }
 
-/// The node's answer as it is, so `--json` matches `GET /v1/accounts/{address}`.
+/// The node's answer as it is, so `--json` matches `GET /v1/accounts/{address}` (balance an
+/// integer of base units), plus the balance in the chain's display unit when it has one.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-struct Balance(AccountResponse);
+struct Balance {
+    #[serde(flatten)]
+    account: AccountResponse,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balance_display: Option<String>,
+}
+
+impl Balance {
+    fn new(account: AccountResponse, token: Option<&Token>) -> Balance {
+        let balance_display = token.map(|t| t.format(account.balance));
+        Balance {
+            account,
+            balance_display,
+        }
+    }
+}
 
 impl Report for Balance {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        let a = &self.0;
+        let a = &self.account;
         writeln!(w, "address     {}", a.address)?;
-        writeln!(w, "balance     {}", a.balance)?;
+        match &self.balance_display {
+            Some(d) => writeln!(w, "balance     {d} ({} base units)", a.balance)?,
+            None => writeln!(w, "balance     {} base units", a.balance)?,
+        }
         writeln!(w, "nonce       {}", a.nonce)?;
         let pending = a.next_nonce.0.saturating_sub(a.nonce.0);
         if pending > 0 {
@@ -47,8 +66,11 @@ impl Args {
             Some(a) => a,
             None => self.key.source()?.load()?.address(),
         };
-        let account = ctx.client().account(&address)?;
-        ctx.out.result(&Balance(account));
+        let client = ctx.client();
+        let account = client.account(&address)?;
+        // The unit only changes how the answer is shown: a node without one still has a balance.
+        let token = client.status().ok().and_then(|s| s.token);
+        ctx.out.result(&Balance::new(account, token.as_ref()));
         Ok(())
     }
 }
@@ -61,20 +83,31 @@ mod tests {
     #[test]
     fn human_balance_shows_pending_transactions() {
         let address = Keypair::dev("account", 0).address();
-        let report = Balance(AccountResponse {
+        let account = AccountResponse {
             address,
-            balance: Amount(990),
+            balance: Amount(1_000_000_000_990),
             nonce: Nonce(3),
             next_nonce: Nonce(5),
-        });
-        let mut out = Vec::new();
-        report.human(&mut out).expect("writes");
-        let text = String::from_utf8(out).expect("utf-8");
+        };
+        let human = |r: &Balance| {
+            let mut out = Vec::new();
+            r.human(&mut out).expect("writes");
+            String::from_utf8(out).expect("utf-8")
+        };
+        let report = Balance::new(account.clone(), Some(&Token::dev()));
         assert_eq!(
-            text,
+            human(&report),
             format!(
-                "address     {address}\nbalance     990\nnonce       3\nnext nonce  5 (2 pending)\n"
+                "address     {address}\nbalance     1,000,000.000990 LDG (1000000000990 base units)\nnonce       3\nnext nonce  5 (2 pending)\n"
             )
         );
+        let v = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(
+            v["balance"], 1_000_000_000_990u64,
+            "an integer of base units"
+        );
+        assert_eq!(v["balance_display"], "1,000,000.000990 LDG");
+        let plain = Balance::new(account, None);
+        assert!(human(&plain).contains("balance     1000000000990 base units\n"));
     }
 }

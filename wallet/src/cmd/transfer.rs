@@ -12,7 +12,7 @@ use ledger_core::api::TxStatus;
 use ledger_core::{Address, Amount, ChainId, Hash, Keypair, Nonce, SignedTransaction, Transaction};
 use serde::Serialize;
 
-use crate::args::{self, Memo};
+use crate::args::{self, AmountArg, Memo};
 use crate::cli::{Ctx, KeyArgs};
 use crate::client::{NodeClient, NodeError};
 use crate::error::Error;
@@ -28,13 +28,15 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS", value_parser = args::address)]
     pub to: Address,
 
-    /// How much to send, in whole base units (digits, optionally grouped with _: 1_000)
-    #[arg(long, value_name = "N", value_parser = args::positive_amount)]
-    pub amount: Amount,
+    /// How much to send: whole base units (1500000, 1_500_000), or the chain's display unit with
+    /// its symbol (1.5LDG; the dev chain's 1 LDG = 1,000,000 base units)
+    #[arg(long, value_name = "AMOUNT", value_parser = args::positive_amount_arg)]
+    pub amount: AmountArg,
 
-    /// Fee in base units, paid to the proposer of the block that includes the transfer
-    #[arg(long, value_name = "N", default_value = "1", value_parser = args::amount)]
-    pub fee: Amount,
+    /// Fee, in base units or with the unit's symbol, paid to the proposer of the block that
+    /// includes the transfer
+    #[arg(long, value_name = "AMOUNT", default_value = "1", value_parser = args::amount_arg)]
+    pub fee: AmountArg,
 
     /// The transaction's nonce [default: the account's next nonce, asked from the node]
     #[arg(long, value_name = "N")]
@@ -76,6 +78,11 @@ struct TransferReport {
     to: Address,
     amount: Amount,
     fee: Amount,
+    /// `amount` in the chain's display unit, when it has one (`amount` stays base units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_display: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fee_display: Option<String>,
     nonce: Nonce,
     chain_id: ChainId,
 }
@@ -98,19 +105,46 @@ impl Args {
             )));
         }
         let client = ctx.client();
-        let chain_id = match self.chain_id.clone() {
-            Some(c) => c,
-            None => client.status()?.chain_id,
+        let displayed = |a: &AmountArg| matches!(a, AmountArg::Display(_));
+        // The node's status gives the chain id and its display unit; asked only when needed.
+        let status = if self.chain_id.is_none() || displayed(&self.amount) || displayed(&self.fee) {
+            Some(client.status()?)
+        } else {
+            // Chain and amounts given: sign without asking the node anything it need not know.
+            None
+        };
+        let token = status.as_ref().and_then(|s| s.token.clone());
+        let chain_id = match (self.chain_id.clone(), &status) {
+            (Some(c), _) => c,
+            (None, Some(s)) => s.chain_id.clone(),
+            (None, None) => client.status()?.chain_id,
+        };
+        let amount = self
+            .amount
+            .resolve(token.as_ref())
+            .map_err(|e| Error::Input(format!("--amount {e}")))?;
+        if amount == Amount(0) {
+            return Err(Error::Input("--amount must be more than zero".into()));
+        }
+        let fee = self
+            .fee
+            .resolve(token.as_ref())
+            .map_err(|e| Error::Input(format!("--fee {e}")))?;
+        let show = |a: Amount| match &token {
+            Some(t) => format!("{} ({a} base units)", t.format(a)),
+            None => format!("{a} base units"),
         };
         let nonce = match self.nonce {
             Some(n) => Nonce(n),
             None => client.account(&from)?.next_nonce,
         };
-        let signed = self.sign(&key, chain_id.clone(), nonce)?;
+        let signed = self.sign(&key, chain_id.clone(), nonce, amount, fee)?;
         let hash = signed.hash();
         ctx.out.note(&format!(
             "sending {} from {from} to {} (fee {}, nonce {nonce}, chain {chain_id})",
-            self.amount, self.to, self.fee
+            show(amount),
+            self.to,
+            show(fee)
         ));
 
         let submitted = match client.submit(&signed) {
@@ -156,8 +190,10 @@ impl Args {
             status,
             from,
             to: self.to,
-            amount: self.amount,
-            fee: self.fee,
+            amount,
+            fee,
+            amount_display: token.as_ref().map(|t| t.format(amount)),
+            fee_display: token.as_ref().map(|t| t.format(fee)),
             nonce,
             chain_id,
         });
@@ -171,13 +207,15 @@ impl Args {
         key: &Keypair,
         chain_id: ChainId,
         nonce: Nonce,
+        amount: Amount,
+        fee: Amount,
     ) -> Result<SignedTransaction, Error> {
         let signed = Transaction {
             chain_id: chain_id.clone(),
             from: key.public(),
             to: self.to,
-            amount: self.amount,
-            fee: self.fee,
+            amount,
+            fee,
             nonce,
             memo: self.memo.clone().unwrap_or_default().0,
         }
@@ -261,13 +299,17 @@ mod tests {
             to: Keypair::dev("account", 1).address(),
             amount: Amount(10),
             fee: Amount(1),
+            amount_display: Some("0.000010 LDG".into()),
+            fee_display: None,
             nonce: Nonce(0),
             chain_id: ChainId::new("dev").expect("valid"),
         };
         let v = serde_json::to_value(&r).expect("serializes");
         assert_eq!(v["status"], "final");
         assert_eq!(v["height"], 5);
-        assert_eq!(v["amount"], 10);
+        assert_eq!(v["amount"], 10, "amounts stay integers of base units");
+        assert_eq!(v["amount_display"], "0.000010 LDG");
+        assert!(v.get("fee_display").is_none());
         assert_eq!(v["hash"], Hash::ZERO.to_hex());
 
         let v = serde_json::to_value(TxStatus::Rejected {
@@ -282,8 +324,8 @@ mod tests {
         let key = Keypair::dev("account", 0);
         let args = Args {
             to: Keypair::dev("account", 1).address(),
-            amount: Amount(u64::MAX),
-            fee: Amount(1),
+            amount: AmountArg::Base(Amount(u64::MAX)),
+            fee: AmountArg::Base(Amount(1)),
             nonce: None,
             chain_id: None,
             memo: None,
@@ -295,7 +337,13 @@ mod tests {
             },
         };
         let e = args
-            .sign(&key, ChainId::new("dev").expect("valid"), Nonce(0))
+            .sign(
+                &key,
+                ChainId::new("dev").expect("valid"),
+                Nonce(0),
+                Amount(u64::MAX),
+                Amount(1),
+            )
             .expect_err("overflows");
         assert_eq!(
             e.to_string(),

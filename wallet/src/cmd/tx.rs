@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use ledger_core::Hash;
 use ledger_core::api::TxResponse;
+use ledger_core::units::Token;
 use serde::Serialize;
 
 use crate::args;
@@ -19,9 +20,19 @@ pub struct Args {
 }
 
 /// The node's answer as it is, so `--json` matches `GET /v1/transactions/{hash}`.
+/// Amounts are shown in the chain's display unit too, when it has one.
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
-pub struct TxReport(pub TxResponse);
+pub struct TxReport(pub TxResponse, #[serde(skip)] pub Option<Token>);
+
+impl TxReport {
+    fn amount(&self, a: ledger_core::Amount) -> String {
+        match &self.1 {
+            Some(t) => format!("{} ({a} base units)", t.format(a)),
+            None => format!("{a} base units"),
+        }
+    }
+}
 
 impl Report for TxReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
@@ -37,8 +48,8 @@ impl Report for TxReport {
                 writeln!(w, "from     {}", tx.sender())?;
             }
             writeln!(w, "to       {}", tx.to)?;
-            writeln!(w, "amount   {}", tx.amount)?;
-            writeln!(w, "fee      {}", tx.fee)?;
+            writeln!(w, "amount   {}", self.amount(tx.amount))?;
+            writeln!(w, "fee      {}", self.amount(tx.fee))?;
             writeln!(w, "nonce    {}", tx.nonce)?;
             if !tx.memo.is_empty() {
                 writeln!(w, "memo     {}", memo_text(&tx.memo))?;
@@ -51,9 +62,11 @@ impl Report for TxReport {
 
 impl Args {
     pub fn run(self, ctx: &Ctx<'_>) -> Result<(), Error> {
-        match ctx.client().tx(&self.hash)? {
+        let client = ctx.client();
+        match client.tx(&self.hash)? {
             Some(r) => {
-                ctx.out.result(&TxReport(r));
+                let token = client.status().ok().and_then(|s| s.token);
+                ctx.out.result(&TxReport(r, token));
                 Ok(())
             }
             None => Err(Error::TxNotFound { hash: self.hash }),
@@ -69,7 +82,9 @@ mod tests {
 
     fn human(r: TxResponse) -> String {
         let mut out = Vec::new();
-        TxReport(r).human(&mut out).expect("writes");
+        TxReport(r, Some(Token::dev()))
+            .human(&mut out)
+            .expect("writes");
         String::from_utf8(out).expect("utf-8")
     }
 
@@ -100,7 +115,7 @@ mod tests {
             text,
             format!(
                 "hash     {}\nstatus   final at height 9 (index 0)\nfrom     {}\nto       {to}\n\
-                 amount   10\nfee      1\nnonce    4\nmemo     \"hi\"\nchain    dev\n",
+                 amount   0.000010 LDG (10 base units)\nfee      0.000001 LDG (1 base units)\nnonce    4\nmemo     \"hi\"\nchain    dev\n",
                 stx.hash(),
                 key.address()
             )

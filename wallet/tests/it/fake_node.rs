@@ -163,6 +163,7 @@ async fn status(State(s): State<Shared>) -> Json<StatusResponse> {
         validator: None,
         mempool_txs: 0,
         version: "fake".into(),
+        token: Some(ledger_core::units::Token::dev()),
     })
 }
 

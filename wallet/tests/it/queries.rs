@@ -30,7 +30,10 @@ fn balance_of_own_key_and_of_any_address() {
     let run = wallet(home.path(), &["--node", &node.url, "balance", "--dev", "0"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stdout.contains(&format!("balance     {DEV_BALANCE}\n")),
+        // DEV_BALANCE = 1,000,000 base units = 1 LDG: the display unit first, base units beside.
+        run.stdout.contains(&format!(
+            "balance     1.000000 LDG ({DEV_BALANCE} base units)\n"
+        )),
         "{run:?}"
     );
     assert!(run.stdout.contains("(2 pending)"), "{run:?}");
@@ -83,7 +86,11 @@ fn tx_shows_status_and_content() {
         "{run:?}"
     );
     assert!(run.stdout.contains(&format!("to       {to}")), "{run:?}");
-    assert!(run.stdout.contains("amount   9\n"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("amount   0.000009 LDG (9 base units)\n"),
+        "{run:?}"
+    );
 
     let run = wallet(home.path(), &["--node", &node.url, "--json", "tx", hash]);
     let v = run.json();

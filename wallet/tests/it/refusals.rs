@@ -95,7 +95,7 @@ fn bad_amounts_exit_2_with_one_line_and_no_request() {
     for (amount, says) in [
         (
             "1.5",
-            "invalid amount '1.5': expected a whole number of base units",
+            "invalid amount '1.5': a decimal amount needs the chain's unit",
         ),
         ("0", "invalid amount '0': must be positive"),
         (
@@ -164,7 +164,7 @@ fn a_usage_error_with_json_is_also_one_error_object() {
     assert_eq!(v["error"]["code"], "usage");
     assert_eq!(
         v["error"]["message"],
-        "--amount <N>: invalid amount '1.5': expected a whole number of base units"
+        "--amount <AMOUNT>: invalid amount '1.5': a decimal amount needs the chain's unit (e.g. 1.5LDG); a plain integer is base units"
     );
 }
 

@@ -249,3 +249,55 @@ fn a_transfer_to_oneself_is_refused_before_contacting_the_node() {
     assert_eq!(run.stderr_lines().len(), 1, "{run:?}");
     assert!(node.requests().is_empty());
 }
+
+#[test]
+fn an_amount_in_the_chains_display_unit_is_signed_as_exact_base_units() {
+    let node = FakeNode::start(Behaviour::default());
+    let home = tempdir();
+    let to = crate::dev_address(1).to_string();
+    let run = crate::wallet(
+        home.path(),
+        &[
+            "--node",
+            &node.url,
+            "--json",
+            "transfer",
+            "--to",
+            &to,
+            "--amount",
+            "0.25LDG",
+            "--fee",
+            "0.000002 LDG",
+            "--dev",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = run.json();
+    assert_eq!(v["amount"], 250_000, "{v}");
+    assert_eq!(v["fee"], 2, "{v}");
+    assert_eq!(v["amount_display"], "0.250000 LDG", "{v}");
+    let sent = node.received();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].tx.amount, ledger_core::Amount(250_000));
+    assert_eq!(sent[0].tx.fee, ledger_core::Amount(2));
+
+    // More decimals than the unit has would need rounding: refused before anything is sent.
+    let run = crate::wallet(
+        home.path(),
+        &[
+            "--node",
+            &node.url,
+            "transfer",
+            "--to",
+            &to,
+            "--amount",
+            "0.0000001LDG",
+            "--dev",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("LDG has 6 decimals"), "{run:?}");
+    assert_eq!(node.received().len(), 1, "nothing more was sent");
+}
