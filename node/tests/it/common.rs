@@ -39,6 +39,7 @@ pub fn fast_genesis(validators: u32, accounts: u32) -> Genesis {
         dev.accounts().to_vec(),
     )
     .expect("valid genesis")
+    .with_token(dev.token().cloned())
 }
 
 pub fn account(i: u32) -> Keypair {
@@ -328,7 +329,11 @@ pub fn verify_cli(dir: &Path, genesis_path: &Path) -> Value {
 
 /// Writes a one-validator fast genesis and validator 0's dev key into `dir`.
 pub fn one_validator_files(dir: &Path) -> (Genesis, PathBuf, PathBuf) {
-    let genesis = fast_genesis(1, 8);
+    one_validator_files_for(dir, fast_genesis(1, 8))
+}
+
+/// [`one_validator_files`] for a given one-validator genesis.
+pub fn one_validator_files_for(dir: &Path, genesis: Genesis) -> (Genesis, PathBuf, PathBuf) {
     let gpath = dir.join("genesis.json");
     std::fs::write(&gpath, genesis.to_json()).expect("write genesis");
     let kpath = dir.join("validator.json");

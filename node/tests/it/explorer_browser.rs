@@ -20,7 +20,28 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use ledger_core::{Address, Amount, ChainId, Keypair, Nonce, SignedTransaction, Transaction};
 use serde_json::{Value, json};
 
-use crate::common::{Process, account, free_addr, one_validator_files};
+use crate::common::{Process, account, fast_genesis, free_addr, one_validator_files_for};
+
+/// Account 7's balance: above 2^53, where a JavaScript number would round it (to
+/// 12,345,678,901,234,567,168). The page must show it exactly.
+const WHALE: u64 = 12_345_678_901_234_567_891;
+
+/// The test chain with account 7 holding [`WHALE`] base units.
+fn genesis_with_a_whale() -> ledger_core::genesis::Genesis {
+    let g = fast_genesis(1, 8);
+    let mut accounts = g.accounts().to_vec();
+    accounts[7].balance = Amount(WHALE);
+    ledger_core::genesis::Genesis::new(
+        g.chain_id().clone(),
+        g.genesis_time_ms(),
+        None,
+        g.consensus_params().clone(),
+        g.validators().validators().to_vec(),
+        accounts,
+    )
+    .expect("valid genesis")
+    .with_token(g.token().cloned())
+}
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -33,7 +54,7 @@ const MEMO: &str = "hello <b>explorer</b> & friends";
 fn explorer_pages_work_in_headless_chromium() {
     let (chromium, chromedriver) = browser_paths();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (genesis, gpath, kpath) = one_validator_files(dir.path());
+    let (genesis, gpath, kpath) = one_validator_files_for(dir.path(), genesis_with_a_whale());
     let chain = genesis.chain_id().clone();
     let node = Process::start(dir.path(), &gpath, &kpath, free_addr());
 
@@ -93,8 +114,23 @@ fn explorer_pages_work_in_headless_chromium() {
         b.wait_text("[data-testid=account-address]", "the sender's address", |t| t.contains(&alice.address().to_string())).await;
         let want = balance(&node, &alice.address());
         b.wait_text("[data-testid=account-balance]", "the balance", |t| digits(t) == want).await;
+        let shown = b.js("return document.querySelector('[data-testid=account-balance]').textContent").await;
+        assert!(shown.as_str().is_some_and(|t| t.contains(" LDG")), "the balance in the chain's unit: {shown}");
         b.wait_for(&format!("[data-testid=account-txs] a[href='#/tx/{tx_hash}']"), "the sender's transfer in its history").await;
         b.shot("account").await;
+
+        // A balance above 2^53, exact in the display unit and in base units.
+        let whale = account(7).address();
+        assert_eq!(balance(&node, &whale), WHALE, "the API serves it exactly");
+        b.goto(&format!("{base}/#/account/{whale}")).await;
+        b.wait_text("[data-testid=account-balance]", "the whale's balance", |t| t.contains("12,345,678,901,234.567891 LDG")).await;
+        b.wait_js(
+            "return document.querySelector('[data-testid=account-balance]').nextElementSibling.textContent",
+            "its base units beside it",
+            |v| v.as_str().is_some_and(|t| t.contains("12,345,678,901,234,567,891 base units")),
+        )
+        .await;
+        b.shot("account-whale").await;
 
         // Search: a hash nobody has is "not found"; a height and a transaction hash are found.
         b.search(&"ab".repeat(32)).await;

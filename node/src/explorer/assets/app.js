@@ -117,6 +117,33 @@ function fmtInt(v) {
   }
 }
 
+/**
+ * An amount in the chain's display unit (`/v1/status` `token`, from the genesis), exactly: BigInt
+ * division, every decimal place shown, e.g. "1,000,000.000000 LDG". Base units when the chain
+ * names no unit (or before the first status answer).
+ */
+function fmtAmount(v) {
+  const token = live.status && live.status.token;
+  if (v == null) return '—';
+  if (!token) return `${fmtInt(v)} base units`;
+  let n;
+  try {
+    n = typeof v === 'bigint' ? v : BigInt(v);
+  } catch {
+    return String(v);
+  }
+  const d = Number(token.decimals);
+  const scale = 10n ** BigInt(d);
+  const whole = intFmt.format(n / scale);
+  const frac = d > 0 ? `.${(n % scale).toString().padStart(d, '0')}` : '';
+  return `${whole}${frac} ${token.symbol}`;
+}
+
+/** The base units of an amount, for a tooltip or a second line beside its display form. */
+function fmtBase(v) {
+  return `${fmtInt(v)} base units`;
+}
+
 function toBig(v) {
   try {
     return BigInt(v);
@@ -582,7 +609,14 @@ async function refreshStatus() {
   return s;
 }
 
+/** Resolved by the first status answer: it carries the display unit every amount is shown in. */
+let statusReadyResolve;
+const statusReady = new Promise((resolve) => {
+  statusReadyResolve = resolve;
+});
+
 function onFirstStatus(s) {
+  statusReadyResolve();
   const badgeEl = document.getElementById('chain-badge');
   badgeEl.textContent = s.chain_id;
   badgeEl.title = `Chain ${s.chain_id} · genesis ${s.genesis_hash}`;
@@ -894,8 +928,8 @@ function txRow(t, cache, { perspective, inBlock = false } = {}) {
     h(
       'div',
       { class: 'row-side' },
-      h('span', { class: `amount ${dir ? `amount-${dir}` : ''}`.trim(), title: `fee ${fmtInt(t.fee)}` }, dir === 'out' ? `−${fmtInt(t.amount)}` : dir === 'in' ? `+${fmtInt(t.amount)}` : fmtInt(t.amount)),
-      inBlock ? h('span', { class: 'muted small' }, `fee ${fmtInt(t.fee)}`) : h('span', { class: 'muted small' }, blockLink(t.height), t.ts != null ? [' · ', timeAgo(t.ts)] : null),
+      h('span', { class: `amount ${dir ? `amount-${dir}` : ''}`.trim(), title: `${fmtBase(t.amount)} · fee ${fmtAmount(t.fee)}` }, dir === 'out' ? `−${fmtAmount(t.amount)}` : dir === 'in' ? `+${fmtAmount(t.amount)}` : fmtAmount(t.amount)),
+      inBlock ? h('span', { class: 'muted small' }, `fee ${fmtAmount(t.fee)}`) : h('span', { class: 'muted small' }, blockLink(t.height), t.ts != null ? [' · ', timeAgo(t.ts)] : null),
     ),
   );
   cache.set(key, row);
@@ -1374,9 +1408,9 @@ function renderTx(t, { blockTime, flash }) {
     t.status === 'final' && blockTime != null ? ['Block time', h('span', null, fmtTime(blockTime), ' (', timeAgo(blockTime), ')')] : null,
     t.from_address ? ['From', addrLink(t.from_address, { full: true, testid: 'tx-from' }), { 'data-testid': 'tx-from-row' }] : null,
     tx ? ['To', addrLink(tx.to, { full: true, testid: 'tx-to' })] : null,
-    tx ? ['Amount', h('span', { class: 'strong', 'data-testid': 'tx-amount' }, fmtInt(tx.amount))] : null,
-    tx ? ['Fee', fmtInt(tx.fee)] : null,
-    tx ? ['Total cost', fmtInt(toBig(tx.amount) + toBig(tx.fee))] : null,
+    tx ? ['Amount', h('span', { class: 'strong', 'data-testid': 'tx-amount', title: fmtBase(tx.amount) }, fmtAmount(tx.amount))] : null,
+    tx ? ['Fee', h('span', { title: fmtBase(tx.fee) }, fmtAmount(tx.fee))] : null,
+    tx ? ['Total cost', fmtAmount(toBig(tx.amount) + toBig(tx.fee))] : null,
     tx ? ['Nonce', fmtInt(tx.nonce)] : null,
     tx ? ['Memo', tx.memo ? h('div', { class: 'memo' }, memoText != null ? h('div', { class: 'memo-text' }, memoText) : null, h('div', { class: 'mono wrap muted small' }, `0x${tx.memo}`)) : h('span', { class: 'muted' }, 'none')] : null,
     tx ? ['Chain', tx.chain_id] : null,
@@ -1407,6 +1441,7 @@ async function pageAccount(view, raw) {
   }
 
   const balance = statCard('Balance', 'account-balance');
+  balance.value.classList.add('stat-amount');
   const nonce = statCard('Nonce', 'account-nonce');
   const pending = statCard('Pending', 'account-pending');
   const validatorInfo = h('div', { class: 'cell-flex' });
@@ -1417,8 +1452,10 @@ async function pageAccount(view, raw) {
   const cache = new Map();
 
   const showAccount = (a) => {
-    fill(balance.value, fmtInt(a.balance));
-    fill(balance.sub, 'base units');
+    const shown = fmtAmount(a.balance);
+    fill(balance.value, shown);
+    balance.value.classList.toggle('stat-long', shown.length > 20);
+    fill(balance.sub, live.status && live.status.token ? fmtBase(a.balance) : '');
     fill(nonce.value, fmtInt(a.nonce));
     fill(nonce.sub, `${fmtInt(a.nonce)} transaction${Number(a.nonce) === 1 ? '' : 's'} sent`);
     const p = toBig(a.next_nonce) - toBig(a.nonce);
@@ -1597,7 +1634,8 @@ function start() {
   document.getElementById('search').addEventListener('submit', onSearch);
   window.addEventListener('hashchange', route);
   startLive();
-  route();
+  // The first page waits a little for the chain's display unit; it renders without it otherwise.
+  Promise.race([statusReady, new Promise((resolve) => setTimeout(resolve, 3_000))]).then(route);
 }
 
 start();
