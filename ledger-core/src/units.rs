@@ -197,6 +197,19 @@ impl Token {
     }
 }
 
+/// An amount as people read it: in the unit with the base units beside
+/// (`1.500000 LDG (1500000 base units)`), or base units alone when the chain names no unit.
+pub fn describe(amount: Amount, token: Option<&Token>) -> String {
+    let base = match amount.0 {
+        1 => "1 base unit".to_owned(),
+        n => format!("{n} base units"),
+    };
+    match token {
+        Some(t) => format!("{} ({base})", t.format(amount)),
+        None => base,
+    }
+}
+
 fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
     let cut = s.len().checked_sub(suffix.len())?;
     let (head, tail) = (s.get(..cut)?, s.get(cut..)?);
@@ -295,6 +308,14 @@ mod tests {
                 assert_eq!(t.parse(&shown), Ok(Amount(a)), "{shown}");
             }
         }
+    }
+
+    #[test]
+    fn described_amounts_show_the_unit_and_the_base_units() {
+        let t = Token::dev();
+        assert_eq!(describe(Amount(1_500_000), Some(&t)), "1.500000 LDG (1500000 base units)");
+        assert_eq!(describe(Amount(1), Some(&t)), "0.000001 LDG (1 base unit)");
+        assert_eq!(describe(Amount(7), None), "7 base units");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! default `~/.local/state/ledger/testnet-dir`). A folder counts when its `state.json` lists a node
 //! whose API answers `/v1/status` within a short timeout. The wallet reads only `nodes[].index`
 //! and `nodes[].api_addr` of `state.json` (testnet/src/state.rs keeps those names stable).
+//!
+//! Only loopback addresses count: a local testnet's nodes listen on 127.0.0.1, and a `state.json`
+//! in a folder someone else prepared must not send the wallet to a node elsewhere.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,6 +90,7 @@ fn listed_nodes(dir: &Path) -> Vec<(usize, NodeUrl)> {
     state
         .nodes
         .into_iter()
+        .filter(|n| n.api_addr.ip().is_loopback())
         .filter_map(|n| {
             format!("http://{}", n.api_addr)
                 .parse::<NodeUrl>()
@@ -138,6 +142,21 @@ mod tests {
                 (1, "http://127.0.0.1:4101".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn only_loopback_nodes_are_listed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("state.json"),
+            r#"{"nodes":[
+                {"index":0,"api_addr":"203.0.113.9:4100"},
+                {"index":1,"api_addr":"[::1]:4101"},
+                {"index":2,"api_addr":"127.0.0.1:4102"}]}"#,
+        )
+        .expect("write");
+        let listed: Vec<usize> = listed_nodes(dir.path()).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(listed, vec![1, 2]);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use ledger_core::Address;
 use ledger_core::api::AccountResponse;
-use ledger_core::units::Token;
+use ledger_core::units::{Token, describe};
 use serde::Serialize;
 
 use crate::args;
@@ -30,6 +30,8 @@ struct Balance {
     account: AccountResponse,
     #[serde(skip_serializing_if = "Option::is_none")]
     balance_display: Option<String>,
+    #[serde(skip)]
+    token: Option<Token>,
 }
 
 impl Balance {
@@ -38,6 +40,7 @@ impl Balance {
         Balance {
             account,
             balance_display,
+            token: token.cloned(),
         }
     }
 }
@@ -46,10 +49,7 @@ impl Report for Balance {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
         let a = &self.account;
         writeln!(w, "address     {}", a.address)?;
-        match &self.balance_display {
-            Some(d) => writeln!(w, "balance     {d} ({} base units)", a.balance)?,
-            None => writeln!(w, "balance     {} base units", a.balance)?,
-        }
+        writeln!(w, "balance     {}", describe(a.balance, self.token.as_ref()))?;
         writeln!(w, "nonce       {}", a.nonce)?;
         let pending = a.next_nonce.0.saturating_sub(a.nonce.0);
         if pending > 0 {

@@ -130,10 +130,7 @@ impl Args {
             .fee
             .resolve(token.as_ref())
             .map_err(|e| Error::Input(format!("--fee {e}")))?;
-        let show = |a: Amount| match &token {
-            Some(t) => format!("{} ({a} base units)", t.format(a)),
-            None => format!("{a} base units"),
-        };
+        let show = |a: Amount| ledger_core::units::describe(a, token.as_ref());
         let nonce = match self.nonce {
             Some(n) => Nonce(n),
             None => client.account(&from)?.next_nonce,

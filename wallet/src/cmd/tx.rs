@@ -27,10 +27,7 @@ pub struct TxReport(pub TxResponse, #[serde(skip)] pub Option<Token>);
 
 impl TxReport {
     fn amount(&self, a: ledger_core::Amount) -> String {
-        match &self.1 {
-            Some(t) => format!("{} ({a} base units)", t.format(a)),
-            None => format!("{a} base units"),
-        }
+        ledger_core::units::describe(a, self.1.as_ref())
     }
 }
 
@@ -115,7 +112,7 @@ mod tests {
             text,
             format!(
                 "hash     {}\nstatus   final at height 9 (index 0)\nfrom     {}\nto       {to}\n\
-                 amount   0.000010 LDG (10 base units)\nfee      0.000001 LDG (1 base units)\nnonce    4\nmemo     \"hi\"\nchain    dev\n",
+                 amount   0.000010 LDG (10 base units)\nfee      0.000001 LDG (1 base unit)\nnonce    4\nmemo     \"hi\"\nchain    dev\n",
                 stx.hash(),
                 key.address()
             )
