@@ -5,6 +5,7 @@
 
 mod chaos;
 mod harness;
+mod python_client;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
