@@ -26,7 +26,8 @@ import time
 import urllib.error
 import urllib.request
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 # --------------------------------------------------------------------------------------------
 # Constants of WIRE.md.
@@ -287,6 +288,13 @@ def check_vectors(path):
         same(p + ".tx_bytes", stx.tx_bytes.hex(), t["tx_bytes"])
         same(p + ".signing_bytes", stx.signing_bytes.hex(), t["signing_bytes"])
         same(p + ".signature", stx.signature.hex(), t["signature"])
+        try:
+            # The file's signature over the file's signing bytes, as a verifier sees it.
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(t["from"])).verify(
+                bytes.fromhex(t["signature"]), bytes.fromhex(t["signing_bytes"])
+            )
+        except (InvalidSignature, ValueError) as e:
+            errors.append("%s.signature: does not verify over signing_bytes (%r)" % (p, e))
         same(p + ".signed_tx_bytes", stx.signed_bytes.hex(), t["signed_tx_bytes"])
         same(p + ".tx_hash", stx.hash.hex(), t["tx_hash"])
         same(p + ".json", stx.json, t["json"])

@@ -117,6 +117,28 @@ fn n1_python_client_checks_the_vectors_and_a_transfer_it_signs_becomes_final() {
         run.stdout, run.stderr
     );
     assert!(run.stdout.contains("all match"), "{}", run.stdout);
+    // ... and the Python check can fail: one changed nibble of a signature is reported, by name.
+    let text = std::fs::read_to_string(vectors).expect("read the vectors");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
+    let sig = v["transactions"][1]["signature"]
+        .as_str()
+        .expect("a signature")
+        .to_string();
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    v["transactions"][1]["signature"] = serde_json::json!(format!("{flipped}{}", &sig[1..]));
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let bad = tmp.path().join("corrupted-vectors.json");
+    std::fs::write(&bad, v.to_string()).expect("write the corrupted copy");
+    let run = run_client(
+        &["vectors", bad.to_str().expect("utf-8 path")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("MISMATCH transactions[1].signature"),
+        "the corrupted field is named: {}",
+        run.stdout
+    );
 
     let tn = Testnet::up("python_client", &["-n", "1"]);
     tn.wait_height(&[0], 1, Duration::from_secs(60));
