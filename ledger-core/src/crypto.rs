@@ -128,7 +128,8 @@ impl Keypair {
         }
     }
 
-    /// A deterministic development key: seed = SHA-256("ledger dev key" || label || index).
+    /// A deterministic development key:
+    /// seed = SHA-256("ledger dev key\0" || label || "\0" || index as u32 little-endian).
     /// DEV ONLY: anyone can derive these keys; they exist so the default genesis, the wallet and the
     /// testnet agree on pre-funded accounts and validators without shipping secrets.
     pub fn dev(label: &str, index: u32) -> Keypair {

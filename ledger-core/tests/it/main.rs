@@ -10,3 +10,4 @@ mod genesis_errors;
 mod ledger_props;
 mod sim;
 mod speccheck;
+mod wire_vectors;

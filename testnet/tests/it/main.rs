@@ -10,6 +10,7 @@
 mod chaos;
 mod cli_ux;
 mod harness;
+mod python_client;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
