@@ -97,7 +97,7 @@ def bech32m_encode(hrp, data):
 class AddressError(ValueError):
     def __init__(self, kind, message):
         super().__init__(message)
-        self.kind = kind  # "checksum" | "wrong_prefix" | "wrong_length"
+        self.kind = kind  # "checksum" | "wrong_prefix" | "wrong_length" | "not_canonical"
 
 
 def parse_address(text):
@@ -119,12 +119,16 @@ def parse_address(text):
     fes = [CHARSET.index(c) for c in lower]
     if _polymod(_hrp_expand(hrp.lower()) + fes) != BECH32M_CONST:
         raise AddressError("checksum", "bech32m checksum does not match")
-    # The hrp is compared as written: an upper-case address has hrp "LDG", which is not "ldg".
-    if hrp != HRP:
+    # BIP-350: an all-upper-case address is the same address.
+    if hrp.lower() != HRP:
         raise AddressError("wrong_prefix", "hrp is %r, not %r" % (hrp, HRP))
     raw = _fes_to_bytes(fes[:-6])
     if len(raw) != 20:
         raise AddressError("wrong_length", "address holds %d bytes, not 20" % len(raw))
+    # One address, one text: padding bits or an extra character are refused.
+    canonical = bech32m_encode(HRP, raw)
+    if s.lower() != canonical:
+        raise AddressError("not_canonical", "the canonical text is %s" % canonical)
     return raw
 
 

@@ -98,6 +98,10 @@ pub enum AddressError {
     WrongPrefix { expected: &'static str, got: String },
     #[error("address must hold {expected} bytes, got {got}")]
     WrongLength { expected: usize, got: usize },
+    /// The checksum holds but the text is not the one form of its bytes (padding bits or an
+    /// extra character past the 20 bytes): one address has exactly one text form.
+    #[error("not the canonical text of an address: expected {canonical}")]
+    NotCanonical { canonical: String },
 }
 
 impl Address {
@@ -135,9 +139,11 @@ impl fmt::Debug for Address {
 impl FromStr for Address {
     type Err = AddressError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let checked = CheckedHrpstring::new::<Bech32m>(s.trim())
+        let text = s.trim();
+        let checked = CheckedHrpstring::new::<Bech32m>(text)
             .map_err(|e| AddressError::Checksum(e.to_string()))?;
-        if checked.hrp().as_str() != Self::HRP {
+        // BIP-350: an all-upper-case string is the same string (the crate refuses mixed case).
+        if checked.hrp().to_lowercase() != Self::HRP {
             return Err(AddressError::WrongPrefix {
                 expected: Self::HRP,
                 got: checked.hrp().to_string(),
@@ -151,7 +157,14 @@ impl FromStr for Address {
                 expected: 20,
                 got: bytes.len(),
             })?;
-        Ok(Address(arr))
+        let address = Address(arr);
+        // The crate drops trailing bits whatever their value, so a 33rd data character would
+        // give a second text for the same bytes: only the canonical one is an address.
+        let canonical = address.to_string();
+        if !text.eq_ignore_ascii_case(&canonical) {
+            return Err(AddressError::NotCanonical { canonical });
+        }
+        Ok(address)
     }
 }
 

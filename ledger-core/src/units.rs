@@ -313,7 +313,10 @@ mod tests {
     #[test]
     fn described_amounts_show_the_unit_and_the_base_units() {
         let t = Token::dev();
-        assert_eq!(describe(Amount(1_500_000), Some(&t)), "1.500000 LDG (1500000 base units)");
+        assert_eq!(
+            describe(Amount(1_500_000), Some(&t)),
+            "1.500000 LDG (1500000 base units)"
+        );
         assert_eq!(describe(Amount(1), Some(&t)), "0.000001 LDG (1 base unit)");
         assert_eq!(describe(Amount(7), None), "7 base units");
     }

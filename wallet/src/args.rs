@@ -28,6 +28,9 @@ pub fn address(s: &str) -> Result<Address, BadAddress> {
             AddressError::WrongPrefix { expected, got } => {
                 format!("must start with '{expected}1', not '{got}1'")
             }
+            AddressError::NotCanonical { canonical } => {
+                format!("is not the canonical form of an address; did you mean {canonical}?")
+            }
             AddressError::WrongLength { expected, got } => {
                 format!("holds {got} bytes instead of {expected}")
             }

@@ -155,7 +155,10 @@ mod tests {
                 {"index":2,"api_addr":"127.0.0.1:4102"}]}"#,
         )
         .expect("write");
-        let listed: Vec<usize> = listed_nodes(dir.path()).into_iter().map(|(i, _)| i).collect();
+        let listed: Vec<usize> = listed_nodes(dir.path())
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(listed, vec![1, 2]);
     }
 

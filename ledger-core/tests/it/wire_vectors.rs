@@ -238,6 +238,7 @@ fn address_text_vector(text: &str, why: &str) -> Value {
                 AddressError::Checksum(_) => "checksum",
                 AddressError::WrongPrefix { .. } => "wrong_prefix",
                 AddressError::WrongLength { .. } => "wrong_length",
+                AddressError::NotCanonical { .. } => "not_canonical",
             },
         }),
     }

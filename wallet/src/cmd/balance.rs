@@ -49,7 +49,11 @@ impl Report for Balance {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
         let a = &self.account;
         writeln!(w, "address     {}", a.address)?;
-        writeln!(w, "balance     {}", describe(a.balance, self.token.as_ref()))?;
+        writeln!(
+            w,
+            "balance     {}",
+            describe(a.balance, self.token.as_ref())
+        )?;
         writeln!(w, "nonce       {}", a.nonce)?;
         let pending = a.next_nonce.0.saturating_sub(a.nonce.0);
         if pending > 0 {
