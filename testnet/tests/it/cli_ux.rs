@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use testnet::state::State;
 
-use crate::harness::{node_bin, serial, testnet_bin};
+use crate::harness::{node_bin, serial, testnet_bin, wait_or_kill};
 
 /// Runs one printed command line through `sh` in `cwd`, killed after `timeout`; returns (ran to
 /// the end with success, stdout + stderr).
@@ -32,18 +32,7 @@ fn run_printed(line: &str, cwd: &Path, env: &[(&str, &Path)], timeout: Duration)
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("runs sh");
-    let deadline = Instant::now() + timeout;
-    let ok = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s.success();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let ok = wait_or_kill(&mut child, timeout).is_some_and(|s| s.success());
     (ok, std::fs::read_to_string(out.path()).unwrap_or_default())
 }
 

@@ -43,6 +43,25 @@ pub fn node_bin() -> PathBuf {
     node
 }
 
+/// Waits for `child` until `timeout`; past it, kills it and returns `None`.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for the child") {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Holds the cross-process lock that runs the scenarios one at a time.
 pub struct Serial(#[allow(dead_code)] File);
 
@@ -145,18 +164,7 @@ impl Testnet {
             .stderr(File::create(&err_path).expect("stderr file"))
             .spawn()
             .expect("run the testnet CLI");
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait for the CLI") {
-                break Some(s);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_or_kill(&mut child, timeout);
         let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
         let mut stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
         if status.is_none() {

@@ -64,18 +64,7 @@ fn run_client(args: &[&str], timeout: Duration) -> Run {
     };
     let out = reader(Box::new(child.stdout.take().expect("stdout")));
     let err = reader(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the Python client") {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::harness::wait_or_kill(&mut child, timeout);
     let mut stderr = err.join().unwrap_or_default();
     if status.is_none() {
         stderr.push_str(&format!("\n(killed after {} s)", timeout.as_secs()));
