@@ -41,6 +41,10 @@ impl BlockSource for NoBlocks {
     }
 }
 
+/// Proposals rejected because their body is not the one their signed header commits to.
+const BODY_MISMATCH_METRIC: &str =
+    "ledger_gossip_messages_rejected_total{topic=\"consensus\",reason=\"body_mismatch\"}";
+
 fn peer_ids(p: &Process) -> Vec<String> {
     let (status, v) = p.get("/v1/peers");
     assert_eq!(status, 200, "{v}");
@@ -58,6 +62,15 @@ fn counter_sum(metrics: &str, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The gossip counters of a metrics text (the rest would bury them in a failure message).
+fn gossip_lines(metrics: &str) -> String {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ledger_gossip") || l.starts_with("ledger_peers"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn metrics(p: &Process) -> String {
@@ -167,13 +180,41 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
             signature: real.signature,
         })
     };
+    // The tampered proposal goes alone first, once a second until the node has counted it: a run
+    // in CI once saw the peer blocked for the other invalid messages with no body mismatch counted
+    // (the messages of a round can reach the node before the peer knows the node's subscriptions,
+    // or after it is graylisted). Alone, a proposal is either not sent (no known subscriber: a
+    // no-op, so retrying is safe) or validated and counted, and one invalid message does not block.
+    let body_mismatches = |node: &Process| counter_sum(&metrics(node), BODY_MISMATCH_METRIC);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut round = 0u64;
+    'tampered: loop {
+        bad.publish(Topic::Consensus, tampered(round));
+        round += 1;
+        let wait_until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < wait_until {
+            if body_mismatches(&node) >= 1.0 {
+                break 'tampered;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no proposal was rejected for its body after {round} tries:\n{}",
+            gossip_lines(&metrics(&node))
+        );
+    }
+    assert!(
+        peer_ids(&node).contains(&bad_id),
+        "one invalid proposal got the peer blocked"
+    );
+
     // Honest traffic through the API while the attack runs: these must all become final.
     let mut honest = Vec::new();
     let mut blocked = false;
     let deadline = Instant::now() + Duration::from_secs(30);
     for i in 0u64.. {
-        // First, so it arrives before the peer is blocked for the others.
-        bad.publish(Topic::Consensus, tampered(i));
+        bad.publish(Topic::Consensus, tampered(round + i));
         // Distinct bytes each time (gossip ids are content hashes, so a repeat would be dropped).
         let mut garbage = vec![0xFFu8; 64];
         garbage[..8].copy_from_slice(&i.to_le_bytes());
@@ -214,15 +255,9 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     let text = metrics(&node);
     let rejected = counter_sum(&text, "ledger_gossip_messages_rejected_total") - rejected_before;
     assert!(
-        counter_sum(
-            &text,
-            "ledger_gossip_messages_rejected_total{topic=\"consensus\",reason=\"body_mismatch\"}"
-        ) >= 1.0,
-        "no proposal was rejected for its body:\n{text}"
-    );
-    assert!(
         rejected >= 3.0,
-        "the node counted {rejected} rejected gossip messages:\n{text}"
+        "the node counted {rejected} rejected gossip messages:\n{}",
+        gossip_lines(&text)
     );
     // Blocked, not just dropped: it stays away although it keeps dialing its bootnode.
     tokio::time::sleep(Duration::from_secs(3)).await;
