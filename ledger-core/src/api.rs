@@ -15,6 +15,7 @@ use crate::vote::CommitCertificate;
 /// Where a transaction stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TxStatus {
     /// Admitted to the mempool, waiting for a block.
     Pending,
@@ -26,6 +27,7 @@ pub enum TxStatus {
 
 /// `POST /v1/transactions` answer (also one entry of the batch answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitTxResponse {
     pub hash: Hash,
     #[serde(flatten)]
@@ -34,6 +36,7 @@ pub struct SubmitTxResponse {
 
 /// `GET /v1/transactions/{hash}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxResponse {
     pub hash: Hash,
     #[serde(flatten)]
@@ -46,6 +49,7 @@ pub struct TxResponse {
 
 /// `GET /v1/accounts/{address}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountResponse {
     pub address: Address,
     pub balance: Amount,
@@ -107,6 +111,7 @@ impl<'de> Deserialize<'de> for TxCursor {
 /// One entry of `GET /v1/accounts/{address}/transactions`: a final transaction that sent from or
 /// paid to the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountTx {
     pub hash: Hash,
     pub height: Height,
@@ -120,6 +125,7 @@ pub struct AccountTx {
 
 /// `GET /v1/accounts/{address}/transactions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountTxsResponse {
     pub address: Address,
     /// Newest first.
@@ -130,6 +136,7 @@ pub struct AccountTxsResponse {
 
 /// One transaction inside a block answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockTx {
     pub hash: Hash,
     pub from_address: Address,
@@ -138,6 +145,7 @@ pub struct BlockTx {
 
 /// `GET /v1/blocks/{height}`, `GET /v1/blocks/hash/{hash}`, entries of `GET /v1/blocks?from=&to=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockResponse {
     pub hash: Hash,
     pub header: BlockHeader,
@@ -148,6 +156,7 @@ pub struct BlockResponse {
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusResponse {
     pub chain_id: ChainId,
     pub genesis_hash: Hash,

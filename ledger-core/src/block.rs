@@ -14,6 +14,7 @@ use crate::vote::CommitCertificate;
 
 /// The block header. The block hash is SHA-256 of its canonical encoding.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockHeader {
     pub chain_id: ChainId,
     pub height: Height,

@@ -13,7 +13,8 @@
 //! - [`params`]: consensus parameters fixed in genesis.
 //! - [`consensus`]: the Tendermint state machine; [`engine`]: the consensus driver around it
 //!   (block production, validation, commit, sync) without I/O, run by the node and the simulator.
-//! - [`api`]: the JSON types of the node's HTTP API, shared with the wallet and the testnet.
+//! - [`api`]: the JSON types of the node's HTTP API, shared with the wallet and the testnet; with the
+//!   feature `openapi`, their OpenAPI schemas (`openapi`).
 
 pub mod api;
 pub mod block;
@@ -24,6 +25,8 @@ pub mod engine;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod params;
 pub mod smt;
 pub mod state;

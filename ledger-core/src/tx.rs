@@ -21,6 +21,7 @@ pub const MAX_TX_BYTES: usize = 512;
 /// The signed content of a transfer.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     pub chain_id: ChainId,
     /// The sender's public key; the sender's address derives from it.
@@ -33,12 +34,14 @@ pub struct Transaction {
     pub nonce: Nonce,
     /// Free bytes for the users, at most [`MAX_MEMO_BYTES`]. Hex in JSON.
     #[serde(with = "hex_bytes", default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::memo_schema))]
     pub memo: Vec<u8>,
 }
 
 /// A transaction with its signature, as submitted, gossiped and stored.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedTransaction {
     pub tx: Transaction,
     pub signature: Signature,
@@ -47,6 +50,7 @@ pub struct SignedTransaction {
 /// Why a transaction is not acceptable. Every variant carries the numbers a user needs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TxError {
     #[error("wrong chain: expected {expected}, got {got}")]
     WrongChain { expected: ChainId, got: ChainId },

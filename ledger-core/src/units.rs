@@ -21,8 +21,11 @@ pub const MAX_SYMBOL_LEN: usize = 11;
 /// Every way in (JSON, the canonical encoding) checks it like [`Token::new`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, BorshSerialize, Serialize, Deserialize)]
 #[serde(try_from = "TokenWire")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Token {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z][A-Z0-9]{0,10}$"))]
     symbol: String,
+    #[cfg_attr(feature = "openapi", schema(maximum = 19))]
     decimals: u8,
 }
 

@@ -8,6 +8,7 @@ use crate::types::Address;
 
 /// One validator: its consensus key and voting power.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Validator {
     pub address: Address,
     pub public_key: PublicKey,
@@ -31,6 +32,7 @@ pub enum ValidatorSetError {
 
 /// A validated, address-sorted validator set. Positions in this order are validator indices.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidatorSet {
     validators: Vec<Validator>,
     total_power: u64,

@@ -99,6 +99,7 @@ impl SignedVote {
 
 /// One validator's precommit signature inside a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitSig {
     pub validator: Address,
     pub signature: Signature,
@@ -106,6 +107,7 @@ pub struct CommitSig {
 
 /// Precommits for `block_hash` at `height`/`round` from more than 2/3 of the voting power.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitCertificate {
     pub height: Height,
     pub round: Round,

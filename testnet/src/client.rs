@@ -246,7 +246,8 @@ impl NodeClient {
         Ok(bytes.len())
     }
 
-    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    /// `GET path`, a 2xx answer decoded as JSON.
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let (url, bytes) = self.get_ok(path)?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             url,

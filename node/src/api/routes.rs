@@ -84,24 +84,32 @@ fn clip(s: &str) -> String {
 
 /// One entry of the batch answer: a transaction status, or an error that is not about the
 /// transaction itself (a full mempool).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchEntry {
     pub hash: Hash,
     #[serde(flatten)]
     pub status: BatchStatus,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum BatchStatus {
     Pending,
-    Final { height: Height, index: u32 },
-    Rejected { reason: ledger_core::TxError },
-    Error { error: ledger_core::api::ApiError },
+    Final {
+        height: Height,
+        index: u32,
+    },
+    Rejected {
+        reason: ledger_core::TxError,
+    },
+    Error {
+        #[schema(value_type = super::openapi::ErrorBody)]
+        error: ledger_core::api::ApiError,
+    },
 }
 
 /// `POST /v1/transactions/batch` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     pub accepted: usize,
     pub rejected: usize,
@@ -168,10 +176,10 @@ fn admit_code(e: &AdmitError) -> &'static str {
 }
 
 #[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
-    request_body(content = String, content_type = "application/json",
-        description = "A SignedTransaction: `{\"tx\": {chain_id, from, to, amount, fee, nonce, memo}, \"signature\"}`"),
+    request_body(content = SignedTransaction, content_type = "application/json",
+        description = "A signed transfer (how to sign it: docs/WIRE.md)"),
     responses(
-        (status = 200, description = "SubmitTxResponse: `{hash, status: pending|final, ...}`"),
+        (status = 200, description = "Admitted to the mempool (`pending`) or already final", body = SubmitTxResponse),
         (status = 400, description = "bad_json / invalid_field", body = super::openapi::ErrorBody),
         (status = 413, description = "body_too_large", body = super::openapi::ErrorBody),
         (status = 422, description = "The transaction is invalid; `code` is the TxError code (nonce_too_low, insufficient_funds, bad_signature, ...) with its fields", body = super::openapi::ErrorBody),
@@ -197,9 +205,10 @@ pub async fn submit_tx(
 }
 
 #[utoipa::path(post, path = "/v1/transactions/batch", tag = "transactions",
-    request_body(content = String, content_type = "application/json", description = "A JSON array of SignedTransaction (at most `api.max_batch_txs`)"),
+    request_body(content = Vec<SignedTransaction>, content_type = "application/json",
+        description = "Signed transfers (at most `api.max_batch_txs`, the document's `maxItems`)"),
     responses(
-        (status = 200, description = "BatchResponse: `{accepted, rejected, results: [{hash, status: pending|final|rejected|error, ...}]}`, in request order"),
+        (status = 200, description = "Each transaction's outcome, in request order", body = BatchResponse),
         (status = 400, description = "bad_json / invalid_field", body = super::openapi::ErrorBody),
         (status = 413, description = "body_too_large / batch_too_large", body = super::openapi::ErrorBody),
     ))]
@@ -249,10 +258,9 @@ pub async fn submit_batch(
 }
 
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
-    params(("hash" = String, Path, pattern = r"^(0x)?[0-9a-fA-F]{64}$",
-        description = "Transaction hash: 64 hex characters, either case, optional `0x` (what `Hash::from_str` accepts)")),
+    params(("hash" = Hash, Path, description = "Transaction hash")),
     responses(
-        (status = 200, description = "TxResponse: `{hash, status: pending|final|rejected, height?, index?, reason?, transaction, from_address}`"),
+        (status = 200, description = "Pending, final (with its place) or rejected (with the reason)", body = TxResponse),
         (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
         (status = 404, description = "not_found: never seen, or rejected long ago", body = super::openapi::ErrorBody),
     ))]
@@ -307,9 +315,9 @@ pub async fn get_tx(
 // Accounts.
 
 #[utoipa::path(get, path = "/v1/accounts/{address}", tag = "accounts",
-    params(("address" = String, Path, description = "Checksummed address (ldg1...)")),
+    params(("address" = Address, Path, description = "Account address (ldg1...)")),
     responses(
-        (status = 200, description = "AccountResponse: `{address, balance, nonce, next_nonce}` (zero for an unused address)"),
+        (status = 200, description = "Balance and nonces (zero for an unused address)", body = AccountResponse),
         (status = 400, description = "invalid_address", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_account(
@@ -351,12 +359,12 @@ const DEFAULT_ACCOUNT_TXS_LIMIT: usize = 25;
 
 #[utoipa::path(get, path = "/v1/accounts/{address}/transactions", tag = "accounts",
     params(
-        ("address" = String, Path, description = "Checksummed address (ldg1...)"),
-        ("limit" = Option<u64>, Query, description = "Transactions per page, 1 to 100 (default 25)"),
-        ("before" = Option<String>, Query, description = "Cursor `<height>-<index>`: the `next` of the previous page; lists the transactions before it"),
+        ("address" = Address, Path, description = "Account address (ldg1...)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 100, description = "Transactions per page (default 25)"),
+        ("before" = Option<TxCursor>, Query, description = "The `next` of the previous page; lists the transactions before it"),
     ),
     responses(
-        (status = 200, description = "AccountTxsResponse: `{address, txs: [{hash, height, index, timestamp_ms, from_address, transaction}], next}`; final transactions sent or received by the address, newest first (a transfer to oneself once); `next` is the cursor of the following page, null on the last"),
+        (status = 200, description = "Final transactions sent or received by the address, newest first (a transfer to oneself once); `next` is the cursor of the following page, null on the last", body = AccountTxsResponse),
         (status = 400, description = "invalid_address / invalid_limit / invalid_cursor / invalid_query", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_account_txs(
@@ -458,9 +466,9 @@ async fn block_at(ctx: &ApiContext, height: Height) -> Result<Response, ApiFailu
 }
 
 #[utoipa::path(get, path = "/v1/blocks/{height}", tag = "blocks",
-    params(("height" = u64, Path, description = "Block height (the first block is 1)")),
+    params(("height" = Height, Path, description = "Block height (the first block is 1)")),
     responses(
-        (status = 200, description = "BlockResponse: `{hash, header, txs: [{hash, from_address, transaction}], commit}`"),
+        (status = 200, description = "The block, its transactions and the certificate that made it final", body = BlockResponse),
         (status = 400, description = "invalid_height", body = super::openapi::ErrorBody),
         (status = 404, description = "not_found", body = super::openapi::ErrorBody),
     ))]
@@ -474,7 +482,7 @@ pub async fn get_block(
 
 #[utoipa::path(get, path = "/v1/blocks/latest", tag = "blocks",
     responses(
-        (status = 200, description = "BlockResponse of the head block"),
+        (status = 200, description = "The head block", body = BlockResponse),
         (status = 404, description = "not_found: no block committed yet", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_latest_block(State(ctx): State<ApiContext>) -> Result<Response, ApiFailure> {
@@ -489,10 +497,9 @@ pub async fn get_latest_block(State(ctx): State<ApiContext>) -> Result<Response,
 }
 
 #[utoipa::path(get, path = "/v1/blocks/hash/{hash}", tag = "blocks",
-    params(("hash" = String, Path, pattern = r"^(0x)?[0-9a-fA-F]{64}$",
-        description = "Block hash: 64 hex characters, either case, optional `0x` (what `Hash::from_str` accepts)")),
+    params(("hash" = Hash, Path, description = "Block hash")),
     responses(
-        (status = 200, description = "BlockResponse"),
+        (status = 200, description = "The block", body = BlockResponse),
         (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
         (status = 404, description = "not_found", body = super::openapi::ErrorBody),
     ))]
@@ -520,12 +527,12 @@ const DEFAULT_BLOCK_LIST_LEN: u64 = 10;
 
 #[utoipa::path(get, path = "/v1/blocks", tag = "blocks",
     params(
-        ("from" = Option<u64>, Query, description = "First height (default: `to` - 9)"),
-        ("to" = Option<u64>, Query, description = "Last height, inclusive (default: the head)"),
+        ("from" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "First height (default: `to` - 9)"),
+        ("to" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "Last height, inclusive (default: the head)"),
     ),
     responses(
-        (status = 200, description = "Array of BlockResponse, ascending; heights above the head are left out"),
-        (status = 400, description = "invalid_query / invalid_range / range_too_large", body = super::openapi::ErrorBody),
+        (status = 200, description = "The blocks, ascending; heights above the head are left out", body = Vec<BlockResponse>),
+        (status = 400, description = "invalid_query / invalid_range (`from` above `to`) / range_too_large (more than `api.max_block_range` blocks): rules between the two values that the schema cannot state", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_blocks(
     State(ctx): State<ApiContext>,
@@ -591,7 +598,7 @@ pub async fn get_blocks(
 // Chain.
 
 #[utoipa::path(get, path = "/v1/status", tag = "chain",
-    responses((status = 200, description = "StatusResponse: chain id, genesis hash, head height/hash/time, state root, syncing, peers, validator, mempool size, version")))]
+    responses((status = 200, description = "Chain id, genesis hash, head, state root, sync state, peers, this node's validator address, mempool size, version and display unit", body = StatusResponse)))]
 pub async fn status(State(ctx): State<ApiContext>) -> Result<Json<StatusResponse>, ApiFailure> {
     let head = ctx.head.borrow().clone();
     let peers = ctx.peers.borrow().len();
@@ -613,20 +620,20 @@ pub async fn status(State(ctx): State<ApiContext>) -> Result<Json<StatusResponse
 }
 
 #[utoipa::path(get, path = "/v1/validators", tag = "chain",
-    responses((status = 200, description = "`{validators: [{address, public_key, power}], total_power}`")))]
+    responses((status = 200, description = "The validators of the genesis, sorted by address, and their total voting power", body = ValidatorSet)))]
 pub async fn validators(State(ctx): State<ApiContext>) -> Json<ValidatorSet> {
     Json(ctx.chain.validators.clone())
 }
 
 #[utoipa::path(get, path = "/v1/peers", tag = "chain",
-    responses((status = 200, description = "Array of `{peer_id, address, height}`")))]
+    responses((status = 200, description = "The connected peers", body = Vec<PeerInfo>)))]
 pub async fn peers(State(ctx): State<ApiContext>) -> Json<Vec<PeerInfo>> {
     Json(ctx.peers.borrow().clone())
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "chain",
     responses(
-        (status = 200, description = "Server-Sent Events: `block` {height, hash, timestamp_ms, proposer, tx_count}, `tx` {hash, height, index}, and `lagged` {skipped} when this subscriber fell behind", content_type = "text/event-stream"),
+        (status = 200, description = "Server-Sent Events: `block` {height, hash, timestamp_ms, proposer, tx_count}, `tx` {hash, height, index}, and `lagged` {skipped} when this subscriber fell behind", content_type = "text/event-stream", body = super::openapi::ServerSentEvent),
         (status = 503, description = "too_many_subscribers", body = super::openapi::ErrorBody),
     ))]
 pub async fn events(
@@ -664,7 +671,7 @@ pub async fn events(
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "chain",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(ctx): State<ApiContext>) -> Response {
     (
         [(

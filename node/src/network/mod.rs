@@ -162,7 +162,7 @@ pub enum NetEvent<M> {
 }
 
 /// A connected peer, for the API and the testnet's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerInfo {
     pub peer_id: String,
     pub address: String,

@@ -7,6 +7,7 @@
 //! a time, whatever the test runner's parallelism.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,6 +60,64 @@ pub fn wait_or_kill(
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tool of the Python venv that `scripts/deps.sh` creates (`$LEDGER_VENV`, default
+/// `~/.cache/ledger-venv`, with the pinned `cryptography` and `schemathesis`). Missing is a failure,
+/// not a skip: CI must run the tests that use it.
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("LEDGER_VENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/ledger-venv")
+        });
+    let bin = venv.join("bin").join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: run scripts/deps.sh (it creates the venv with the pinned Python test tools)",
+        bin.display()
+    );
+    bin
+}
+
+/// What a finished (or killed) child printed.
+pub struct Run {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` with its output captured, killed after `timeout`.
+pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    // Read both pipes on threads so a chatty child cannot block on a full pipe while we wait.
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("stderr")));
+    let status = wait_or_kill(&mut child, timeout);
+    let mut stderr = err.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\n(killed after {} s)", timeout.as_secs()));
+    }
+    Run {
+        success: status.is_some_and(|s| s.success()),
+        code: status.and_then(|s| s.code()),
+        stdout: out.join().unwrap_or_default(),
+        stderr,
     }
 }
 

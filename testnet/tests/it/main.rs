@@ -7,6 +7,7 @@
 // (clippy.toml) is for the CLI.
 #![allow(clippy::disallowed_macros)]
 
+mod api_contract;
 mod chaos;
 mod cli_ux;
 mod harness;

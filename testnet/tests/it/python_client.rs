@@ -4,77 +4,26 @@
 //! the node's API, with the Rust types, that the transfer is what the Python client said: final at
 //! the height it printed, with the content it signed, and the balances moved by amount + fee.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_core::api::TxStatus;
 use ledger_core::{Address, Amount, Hash, Height, Keypair};
 
-use crate::harness::Testnet;
+use crate::harness::{Run, Testnet, run_captured, venv_bin};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// The venv's python (`$LEDGER_VENV`, default `~/.cache/ledger-venv`), which has the pinned
-/// `cryptography`. Missing is a failure, not a skip: CI must run this test.
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("LEDGER_VENV")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/ledger-venv")
-        });
-    let python = venv.join("bin/python3");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/deps.sh (it creates the venv with the pinned `cryptography` the Python client needs)",
-        python.display()
-    );
-    python
-}
-
-struct Run {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the Python client with `args`, killed after `timeout`.
 fn run_client(args: &[&str], timeout: Duration) -> Run {
     let script = repo_root().join("clients/python/ledger_client.py");
-    let mut child = Command::new(venv_python())
-        .arg(&script)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the Python client");
-    // Read both pipes on threads so a chatty child cannot block on a full pipe while we wait.
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("stdout")));
-    let err = reader(Box::new(child.stderr.take().expect("stderr")));
-    let status = crate::harness::wait_or_kill(&mut child, timeout);
-    let mut stderr = err.join().unwrap_or_default();
-    if status.is_none() {
-        stderr.push_str(&format!("\n(killed after {} s)", timeout.as_secs()));
-    }
-    Run {
-        success: status.is_some_and(|s| s.success()),
-        code: status.and_then(|s| s.code()),
-        stdout: out.join().unwrap_or_default(),
-        stderr,
-    }
+    run_captured(
+        Command::new(venv_bin("python3")).arg(&script).args(args),
+        timeout,
+    )
 }
 
 /// `final hash=<hex> height=<h> index=<i>` -> (hash, height, index).
