@@ -339,6 +339,32 @@ mod tests {
         assert_eq!(borsh::from_slice::<Token>(&good).ok(), Some(Token::dev()));
     }
 
+    /// Review (issue 12): a comma is ignored wherever it stands, so the European decimal comma
+    /// `1,5LDG` (one and a half) is read as 15 LDG, ten times the amount meant, and `1,5` as 15
+    /// base units. A grouping separator that is not between groups of three digits is ambiguous
+    /// and must be refused, like `1.5` without a unit is.
+    #[test]
+    fn review_a_comma_that_is_not_a_thousands_separator_is_refused() {
+        let t = Token::dev();
+        for ambiguous in [
+            "1,5LDG",
+            "1,5 LDG",
+            "0,000001LDG",
+            "1,5",
+            "1.5,5LDG",
+            "12,34,567 LDG",
+        ] {
+            let got = t.parse(ambiguous);
+            assert!(
+                got.is_err(),
+                "{ambiguous:?} is ambiguous (decimal comma? misplaced group?) but parsed as {got:?}"
+            );
+        }
+        // What grouping means stays accepted.
+        assert_eq!(t.parse("1,000,000 LDG"), Ok(Amount(1_000_000_000_000)));
+        assert_eq!(t.parse("1_500_000"), Ok(Amount(1_500_000)));
+    }
+
     #[derive(BorshSerialize)]
     struct TokenWireOut {
         symbol: String,
