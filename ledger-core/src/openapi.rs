@@ -170,4 +170,58 @@ mod tests {
         assert_eq!(address.to_uppercase().parse::<Address>(), Ok(k.address()));
         assert_eq!(hex_pattern(32), "^(0x)?[0-9a-fA-F]{64}$");
     }
+
+    /// Review (issue 12): the document is meant to state what the parsers accept. Strings the
+    /// node takes as an address or a cursor but that do not fit the declared pattern: a
+    /// generated client refuses them, and a negative test (schemathesis `negative_data_rejection`)
+    /// that sends one gets 200 instead of 400.
+    #[test]
+    fn review_every_accepted_address_and_cursor_text_fits_its_declared_pattern() {
+        let address = Keypair::dev("account", 0).address().to_string();
+        let address_re = regex_lite(ADDRESS_PATTERN);
+        let mut accepted_off_pattern = Vec::new();
+        for text in [
+            format!(" {address}"),
+            format!("{address}\n"),
+            format!("\t{address}\u{3000}"),
+        ] {
+            if text.parse::<Address>().is_ok() && !address_re(&text) {
+                accepted_off_pattern.push(format!("address {text:?}"));
+            }
+        }
+        for text in [
+            "00000000000000000000001-0",
+            "1-0000000000003",
+            "18446744073709551615-0",
+        ] {
+            let fits = {
+                let (h, i) = text.split_once('-').unwrap_or(("", ""));
+                (1..=19).contains(&h.len()) && (1..=9).contains(&i.len())
+            };
+            if text.parse::<crate::api::TxCursor>().is_ok() && !fits {
+                accepted_off_pattern.push(format!("cursor {text:?}"));
+            }
+        }
+        assert!(
+            accepted_off_pattern.is_empty(),
+            "accepted by the node, refused by the document: {accepted_off_pattern:?}"
+        );
+    }
+
+    /// `^(ldg1[..]{38}|LDG1[..]{38})$` as a predicate (no regex crate in ledger-core).
+    fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
+        assert_eq!(pattern, ADDRESS_PATTERN);
+        |s: &str| {
+            let alphabet = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+            let lower = s.len() == 42
+                && s.starts_with("ldg1")
+                && s.as_bytes()[4..].iter().all(|b| alphabet.contains(b));
+            let upper = s.len() == 42
+                && s.starts_with("LDG1")
+                && s.as_bytes()[4..]
+                    .iter()
+                    .all(|b| alphabet.contains(&b.to_ascii_lowercase()) && !b.is_ascii_lowercase());
+            lower || upper
+        }
+    }
 }
