@@ -120,3 +120,93 @@ fn commands_without_a_node_never_probe_for_one() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!run.stderr.contains("using node"), "{run:?}");
 }
+
+/// A CONNECT proxy on loopback standing for a proxy host elsewhere: whatever target a client
+/// asks for, it tunnels to `upstream` (the node that listens at that port *on the proxy host*),
+/// and it records the targets asked for.
+fn connect_proxy(upstream: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let upstream = upstream.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(first.trim().to_owned());
+                let Ok(up) = std::net::TcpStream::connect(&upstream) else {
+                    return;
+                };
+                let mut client = conn;
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut c2, mut u2) = (
+                    client.try_clone().expect("clone"),
+                    up.try_clone().expect("clone"),
+                );
+                let t = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut u2);
+                });
+                let mut up = up;
+                let _ = std::io::copy(&mut up, &mut c2);
+                let _ = t.join();
+            });
+        }
+    });
+    (url, asked)
+}
+
+/// Review (issue 12): discovery promises a loopback node only ("a `state.json` ... must not send
+/// the wallet to a node elsewhere"), but the HTTP client (ureq 3) takes `HTTP_PROXY` /
+/// `ALL_PROXY` from the environment for loopback URLs too, so with a proxy set (common on a
+/// managed machine) every request, the signed transfer included, goes to the proxy host, and
+/// `127.0.0.1:PORT` there is that host's port, not this machine's. Here the "proxy" is a fake node
+/// on another port; this machine's `state.json` names a loopback port where nothing listens, yet
+/// the wallet says it found a local testnet and hands the signed transfer to the proxy.
+#[test]
+fn review_a_discovered_loopback_node_is_not_reached_through_an_http_proxy() {
+    let remote = FakeNode::start(Behaviour::default());
+    let (proxy_url, asked) = connect_proxy(addr_of(&remote.url).to_owned());
+    let home = tempdir();
+    let cwd = tempdir();
+    let local = dead_addr();
+    write_state(&cwd.path().join(".testnet"), &[&local]);
+    let to = crate::dev_address(1).to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wallet"))
+        .args([
+            "transfer", "--to", &to, "--amount", "10", "--fee", "2", "--dev", "0",
+        ])
+        .current_dir(cwd.path())
+        .env("HOME", home.path())
+        .env_remove("TESTNET_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("LEDGER_NODE")
+        .env_remove("WALLET_HOME")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("HTTP_PROXY", &proxy_url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs the wallet binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        remote.received().is_empty() && asked.lock().map(|a| a.is_empty()).unwrap_or(false),
+        "the signed transfer went through the proxy (asked: {:?}) to the node behind it \
+         (requests there: {:?}); wallet exit {:?}, stderr:\n{stderr}",
+        asked.lock().map(|a| a.clone()).unwrap_or_default(),
+        remote.requests(),
+        out.status.code()
+    );
+}
