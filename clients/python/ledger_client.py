@@ -102,7 +102,8 @@ class AddressError(ValueError):
 
 def parse_address(text):
     """Text address -> 20 bytes, or AddressError with the kind the node reports."""
-    s = text.strip()
+    # Exact, like the node: white space is not part of an address.
+    s = text
     sep = s.rfind("1")
     if sep < 1:
         raise AddressError("checksum", "no separator or empty hrp")

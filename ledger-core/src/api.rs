@@ -69,7 +69,7 @@ pub struct TxCursor {
 
 /// Why a text cursor was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a cursor is `<height>-<index>` (two non-negative integers), as in a page's `next`")]
+#[error("a cursor is `<height>-<index>` (up to 19 and 9 digits), as in a page's `next`")]
 pub struct TxCursorError;
 
 impl fmt::Display for TxCursor {
@@ -82,9 +82,12 @@ impl FromStr for TxCursor {
     type Err = TxCursorError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (height, index) = s.split_once('-').ok_or(TxCursorError)?;
-        // Digits only: `u64::from_str` would also take a leading `+`.
-        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-        if !digits(height) || !digits(index) {
+        // Digits only (`u64::from_str` would also take a leading `+`), at most 19 for the height
+        // and 9 for the index: the document's pattern, and more than any chain or block reaches.
+        let digits = |t: &str, max: usize| {
+            (1..=max).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(height, 19) || !digits(index, 9) {
             return Err(TxCursorError);
         }
         Ok(TxCursor {

@@ -171,12 +171,12 @@ mod tests {
         assert_eq!(hex_pattern(32), "^(0x)?[0-9a-fA-F]{64}$");
     }
 
-    /// Review (issue 12): the document is meant to state what the parsers accept. Strings the
+    /// Found in review: the document is meant to state what the parsers accept. Strings the
     /// node takes as an address or a cursor but that do not fit the declared pattern: a
     /// generated client refuses them, and a negative test (schemathesis `negative_data_rejection`)
     /// that sends one gets 200 instead of 400.
     #[test]
-    fn review_every_accepted_address_and_cursor_text_fits_its_declared_pattern() {
+    fn every_accepted_address_and_cursor_text_fits_its_declared_pattern() {
         let address = Keypair::dev("account", 0).address().to_string();
         let address_re = regex_lite(ADDRESS_PATTERN);
         let mut accepted_off_pattern = Vec::new();

@@ -139,7 +139,9 @@ impl fmt::Debug for Address {
 impl FromStr for Address {
     type Err = AddressError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let text = s.trim();
+        // Exact: white space is not part of an address (one address, one text). Interfaces for
+        // people trim what was pasted before they parse.
+        let text = s;
         let checked = CheckedHrpstring::new::<Bech32m>(text)
             .map_err(|e| AddressError::Checksum(e.to_string()))?;
         // BIP-350: an all-upper-case string is the same string (the crate refuses mixed case).

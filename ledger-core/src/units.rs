@@ -146,11 +146,15 @@ impl Token {
             Some(n) => (n.trim_end(), true),
             None => (t, false),
         };
-        let number: String = number.chars().filter(|c| !matches!(c, ',' | '_')).collect();
-        let (whole, frac) = match number.split_once('.') {
+        let (grouped, frac) = match number.split_once('.') {
             Some((w, f)) => (w, Some(f)),
-            None => (number.as_str(), None),
+            None => (number, None),
         };
+        // Grouping marks only between groups of three digits of the whole part (`1,000,000`,
+        // `1_500_000`): `1,5` may mean one and a half (a decimal comma), so it is refused rather
+        // than read as fifteen.
+        let whole = ungroup(grouped).ok_or_else(malformed)?;
+        let whole = whole.as_str();
         let is_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
         if !is_digits(whole)
             || !frac.is_none_or(is_digits)
@@ -211,6 +215,29 @@ pub fn describe(amount: Amount, token: Option<&Token>) -> String {
         Some(t) => format!("{} ({base})", t.format(amount)),
         None => base,
     }
+}
+
+/// The digits of a whole part written with or without grouping marks: every mark (`,` or `_`, one
+/// kind throughout) follows a group of one to three digits and precedes exactly three; `None` if a
+/// mark stands anywhere else.
+fn ungroup(text: &str) -> Option<String> {
+    let Some(mark) = text.chars().find(|c| matches!(c, ',' | '_')) else {
+        return Some(text.to_owned());
+    };
+    let mut groups = text.split(mark);
+    let first = groups.next()?;
+    let is_digits = |g: &str| g.bytes().all(|b| b.is_ascii_digit());
+    if first.is_empty() || first.len() > 3 || !is_digits(first) {
+        return None;
+    }
+    let mut out = first.to_owned();
+    for g in groups {
+        if g.len() != 3 || !is_digits(g) {
+            return None;
+        }
+        out.push_str(g);
+    }
+    Some(out)
 }
 
 fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
@@ -339,12 +366,12 @@ mod tests {
         assert_eq!(borsh::from_slice::<Token>(&good).ok(), Some(Token::dev()));
     }
 
-    /// Review (issue 12): a comma is ignored wherever it stands, so the European decimal comma
+    /// Found in review: a comma is ignored wherever it stands, so the European decimal comma
     /// `1,5LDG` (one and a half) is read as 15 LDG, ten times the amount meant, and `1,5` as 15
     /// base units. A grouping separator that is not between groups of three digits is ambiguous
     /// and must be refused, like `1.5` without a unit is.
     #[test]
-    fn review_a_comma_that_is_not_a_thousands_separator_is_refused() {
+    fn a_comma_that_is_not_a_thousands_separator_is_refused() {
         let t = Token::dev();
         for ambiguous in [
             "1,5LDG",

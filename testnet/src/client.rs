@@ -132,6 +132,9 @@ impl NodeClient {
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(2))))
+            // The testnet's nodes are on this machine: a proxy from the environment would resolve
+            // `127.0.0.1` on its own machine instead.
+            .proxy(None)
             .build();
         NodeClient {
             base: base.trim_end_matches('/').to_string(),

@@ -18,7 +18,8 @@ pub struct BadAddress {
 }
 
 pub fn address(s: &str) -> Result<Address, BadAddress> {
-    s.parse::<Address>().map_err(|e| BadAddress {
+    // A pasted address often brings a space or a line break; the address itself has none.
+    s.trim().parse::<Address>().map_err(|e| BadAddress {
         input: s.to_string(),
         reason: match e {
             AddressError::Checksum(detail) if detail.contains("checksum") => {
@@ -178,6 +179,20 @@ impl NodeUrl {
     pub fn join(&self, path: &str) -> String {
         format!("{}{path}", self.0)
     }
+
+    /// Whether the host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+    pub fn is_loopback(&self) -> bool {
+        let rest = self.0.strip_prefix("http://").unwrap_or(&self.0);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl fmt::Display for NodeUrl {
@@ -222,6 +237,30 @@ pub fn node_url(s: &str) -> Result<NodeUrl, BadNodeUrl> {
 mod tests {
     use super::*;
     use ledger_core::Keypair;
+
+    #[test]
+    fn loopback_hosts_are_told_apart_from_remote_ones() {
+        for local in [
+            "127.0.0.1:8700",
+            "http://127.0.0.1:8700/prefix",
+            "http://127.8.9.10:1",
+            "localhost:8700",
+            "http://LOCALHOST:8700",
+            "http://[::1]:8700",
+        ] {
+            let url: NodeUrl = local.parse().expect("a node URL");
+            assert!(url.is_loopback(), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.1:8700",
+            "node.example:8700",
+            "http://[2001:db8::1]:8700",
+            "http://127.0.0.1.example:8700",
+        ] {
+            let url: NodeUrl = remote.parse().expect("a node URL");
+            assert!(!url.is_loopback(), "{remote}");
+        }
+    }
 
     #[test]
     fn amounts_are_whole_base_units() {

@@ -57,15 +57,20 @@ pub struct NodeClient {
 
 impl NodeClient {
     pub fn new(url: NodeUrl, request_timeout: Duration) -> NodeClient {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(request_timeout))
             // Error answers carry a JSON body we want to read.
             .http_status_as_error(false)
             .max_redirects(0)
-            .user_agent(concat!("ledger-wallet/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .user_agent(concat!("ledger-wallet/", env!("CARGO_PKG_VERSION")));
+        // A node on this machine is reached directly, never through a proxy from the environment
+        // (HTTP_PROXY, ALL_PROXY): the proxy would resolve `127.0.0.1` on its own machine, and the
+        // signed transfer would go to whatever listens there. Remote nodes keep the proxy.
+        if url.is_loopback() {
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config.build().into();
         NodeClient {
             url,
             agent,

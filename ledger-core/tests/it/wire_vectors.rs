@@ -120,7 +120,10 @@ fn address_text_inputs() -> Vec<(String, &'static str)> {
     vec![
         (good.clone(), "the text form of dev account 0"),
         (good.to_uppercase(), "all upper case"),
-        (format!("  {good}\n"), "surrounding white space"),
+        (
+            format!("  {good}\n"),
+            "surrounding white space (not part of an address)",
+        ),
         (bad_checksum, "last checksum character changed"),
         (
             bech32::encode::<Bech32>(ldg, &addr.0).expect("encodes"),

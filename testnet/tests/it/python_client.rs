@@ -26,6 +26,27 @@ fn run_client(args: &[&str], timeout: Duration) -> Run {
     )
 }
 
+/// `ledger_client.py transfer` from dev account 0 with `--wait`, given `wait_secs` to see it final.
+fn python_transfer(url: &str, to: &str, amount: &str, extra: &[&str], wait_secs: u64) -> Run {
+    let wait = wait_secs.to_string();
+    let mut args = vec![
+        "transfer",
+        "--node",
+        url,
+        "--dev-account",
+        "0",
+        "--to",
+        to,
+        "--amount",
+        amount,
+        "--wait",
+        "--timeout",
+        &wait,
+    ];
+    args.extend_from_slice(extra);
+    run_client(&args, Duration::from_secs(wait_secs + 30))
+}
+
 /// `final hash=<hex> height=<h> index=<i>` -> (hash, height, index).
 fn parse_final(line: &str) -> Option<(Hash, Height, u32)> {
     let rest = line.strip_prefix("final ")?;
@@ -93,24 +114,12 @@ fn n1_python_client_checks_the_vectors_and_a_transfer_it_signs_becomes_final() {
 
     let started = Instant::now();
     let to = recipient.to_string();
-    let run = run_client(
-        &[
-            "transfer",
-            "--node",
-            &url,
-            "--dev-account",
-            "0",
-            "--to",
-            &to,
-            "--amount",
-            &AMOUNT.to_string(),
-            "--fee",
-            &FEE.to_string(),
-            "--wait",
-            "--timeout",
-            "60",
-        ],
-        Duration::from_secs(90),
+    let run = python_transfer(
+        &url,
+        &to,
+        &AMOUNT.to_string(),
+        &["--fee", &FEE.to_string()],
+        60,
     );
     assert!(
         run.success,
@@ -167,23 +176,7 @@ fn n1_python_client_checks_the_vectors_and_a_transfer_it_signs_becomes_final() {
 
     // A refusal comes back as the node's typed error, with its fields, and a non-zero exit.
     let too_much = (after_from.balance.0 + 1).to_string();
-    let run = run_client(
-        &[
-            "transfer",
-            "--node",
-            &url,
-            "--dev-account",
-            "0",
-            "--to",
-            &to,
-            "--amount",
-            &too_much,
-            "--wait",
-            "--timeout",
-            "10",
-        ],
-        Duration::from_secs(40),
-    );
+    let run = python_transfer(&url, &to, &too_much, &[], 10);
     assert_eq!(
         run.code,
         Some(1),

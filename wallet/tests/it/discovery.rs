@@ -168,7 +168,7 @@ fn connect_proxy(upstream: String) -> (String, std::sync::Arc<std::sync::Mutex<V
     (url, asked)
 }
 
-/// Review (issue 12): discovery promises a loopback node only ("a `state.json` ... must not send
+/// Found in review: discovery promises a loopback node only ("a `state.json` ... must not send
 /// the wallet to a node elsewhere"), but the HTTP client (ureq 3) takes `HTTP_PROXY` /
 /// `ALL_PROXY` from the environment for loopback URLs too, so with a proxy set (common on a
 /// managed machine) every request, the signed transfer included, goes to the proxy host, and
@@ -176,7 +176,7 @@ fn connect_proxy(upstream: String) -> (String, std::sync::Arc<std::sync::Mutex<V
 /// on another port; this machine's `state.json` names a loopback port where nothing listens, yet
 /// the wallet says it found a local testnet and hands the signed transfer to the proxy.
 #[test]
-fn review_a_discovered_loopback_node_is_not_reached_through_an_http_proxy() {
+fn a_discovered_loopback_node_is_not_reached_through_an_http_proxy() {
     let remote = FakeNode::start(Behaviour::default());
     let (proxy_url, asked) = connect_proxy(addr_of(&remote.url).to_owned());
     let home = tempdir();
