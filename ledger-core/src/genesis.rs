@@ -193,7 +193,7 @@ impl Genesis {
             });
         }
         consensus_params
-            .validate()
+            .validate_for(validators.len())
             .map_err(GenesisError::BadParams)?;
         let validators = check_validators(validators)?;
         check_accounts(&accounts)?;

@@ -443,7 +443,7 @@ fn params() -> impl Strategy<Value = ConsensusParams> {
         1..=3_600_000u64,
         1..=3_600_000u64,
         1..=1_000_000u32,
-        1..=256 * 1024 * 1024u64,
+        1..=ledger_core::params::MAX_BLOCK_BYTES_LIMIT,
         1..=3_600_000u64,
     )
         .prop_map(|(a, b, c, d, e, f, g, h, i)| ConsensusParams {

@@ -47,9 +47,9 @@ use ledger_core::Hash;
 use crate::metrics::Metrics;
 
 /// Largest gossip message, in bytes (a batch of transactions or a proposal with its block).
-pub const MAX_GOSSIP_BYTES: usize = 10 * 1024 * 1024;
+pub use ledger_core::params::MAX_GOSSIP_BYTES;
 /// Largest sync response, in bytes.
-pub const MAX_SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+pub use ledger_core::params::MAX_SYNC_RESPONSE_BYTES;
 /// Most blocks one sync request may ask for.
 pub const MAX_BLOCKS_PER_REQUEST: u64 = 256;
 /// Gossip messages validated at once; beyond this, new messages are ignored.
@@ -795,7 +795,11 @@ impl<M: Send + 'static> EventLoop<M> {
                 SyncRequest::Blocks { from, to } => {
                     let to = to.min(from.saturating_add(MAX_BLOCKS_PER_REQUEST - 1));
                     SyncResponse::Blocks {
-                        blocks: blocks.encoded_blocks(from, to, MAX_SYNC_RESPONSE_BYTES - 4096),
+                        blocks: blocks.encoded_blocks(
+                            from,
+                            to,
+                            MAX_SYNC_RESPONSE_BYTES - ledger_core::params::SYNC_FRAME_OVERHEAD,
+                        ),
                     }
                 }
             };
@@ -921,6 +925,21 @@ mod tests {
             }
         }
         panic!("message never arrived");
+    }
+
+    /// The genesis limit agrees with the transport: a proposal carrying the largest block a
+    /// genesis may allow (`max_block_bytes` = `MAX_BLOCK_BYTES_LIMIT`, plus the proposal's 103 bytes
+    /// of fields) crosses real gossipsub between two nodes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proposal_with_the_largest_block_a_genesis_allows_crosses_gossip() {
+        let (a, _a_rx) = start(vec![], 0);
+        let a_addr = address_of(&a).await;
+        let (b, mut b_rx) = start(vec![a_addr], 0);
+        let peers = b.peers();
+        wait_for("b to connect to a", 10, || !peers.borrow().is_empty()).await;
+        let largest = ledger_core::params::MAX_BLOCK_BYTES_LIMIT as usize + 103;
+        // `publish_until_received` appends 4 bytes of attempt number.
+        publish_until_received(&a, &mut b_rx, vec![7u8; largest - 4]).await;
     }
 
     #[test]

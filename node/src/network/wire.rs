@@ -246,6 +246,17 @@ mod tests {
             block: forged_block,
             signature: real.signature,
         });
+        // A proposal is its block plus 99 bytes (tags, height, round, pol round, proposer,
+        // signature; 103 with a POL round): the room `ledger_core::params::GOSSIP_FRAME_OVERHEAD`
+        // keeps is enough.
+        let real_len = encode_consensus(&ConsensusGossip::Message(ConsensusMessage::Proposal(
+            real.clone(),
+        )))
+        .len();
+        assert_eq!(
+            real_len - codec::encode(real.proposal.block.block()).len(),
+            99
+        );
         let v = validator(chain, set, Arc::new(Metrics::new()));
         assert!(matches!(
             v(Topic::Consensus, &forged),
