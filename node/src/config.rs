@@ -52,6 +52,13 @@ pub struct ApiConfig {
     pub max_block_range: u64,
     /// Events buffered per `/v1/events` subscriber before it lags (and is told so).
     pub events_buffer: usize,
+    /// A client must send a request's head (line and headers) within this, or the connection is
+    /// closed; it also closes a keep-alive connection idle that long.
+    pub header_read_timeout_ms: u64,
+    /// Open connections in all; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections per client IP address; beyond, its new ones are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 /// Peer-to-peer settings, used by the network module.
@@ -122,6 +129,9 @@ impl Default for ApiConfig {
             max_batch_txs: 2_000,
             max_block_range: 100,
             events_buffer: 1024,
+            header_read_timeout_ms: 5_000,
+            max_connections: 2_048,
+            max_connections_per_client: 128,
         }
     }
 }
@@ -267,6 +277,24 @@ impl Config {
         positive("api.max_batch_txs", a.max_batch_txs as u64, 1, 100_000)?;
         positive("api.max_block_range", a.max_block_range, 1, 10_000)?;
         positive("api.events_buffer", a.events_buffer as u64, 1, 1_000_000)?;
+        positive(
+            "api.header_read_timeout_ms",
+            a.header_read_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        positive(
+            "api.max_connections",
+            a.max_connections as u64,
+            1,
+            1_000_000,
+        )?;
+        positive(
+            "api.max_connections_per_client",
+            a.max_connections_per_client as u64,
+            1,
+            a.max_connections as u64,
+        )?;
         if self.p2p.listen_addr.parse::<libp2p::Multiaddr>().is_err() {
             return Err(invalid(
                 "p2p.listen_addr",

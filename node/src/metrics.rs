@@ -39,6 +39,7 @@ pub struct Metrics {
     pub api_responses: CounterFamily,
     pub txs_rejected: CounterFamily,
     pub events_lagged: Counter,
+    pub api_connections_refused: Counter,
     pub consensus_rounds_per_height: Histogram,
     pub block_interval_seconds: Histogram,
     pub peers: Gauge,
@@ -135,6 +136,12 @@ impl Metrics {
             "Events skipped by slow /v1/events subscribers",
             events_lagged.clone(),
         );
+        let api_connections_refused = Counter::default();
+        registry.register(
+            "api_connections_refused",
+            "HTTP connections closed at accept: the client was at api.max_connections_per_client or the server at api.max_connections",
+            api_connections_refused.clone(),
+        );
         // 1 = decided in the first round; more means a proposer failed or votes were late.
         let consensus_rounds_per_height = Histogram::new(linear_buckets(1.0, 1.0, 10));
         registry.register(
@@ -196,6 +203,7 @@ impl Metrics {
             api_responses,
             txs_rejected,
             events_lagged,
+            api_connections_refused,
             consensus_rounds_per_height,
             block_interval_seconds,
             peers,

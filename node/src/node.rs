@@ -89,6 +89,8 @@ pub struct NetEnds {
 pub struct RunningNode {
     /// The HTTP API (serve it, or drive it with `oneshot` in tests).
     pub router: axum::Router,
+    /// What the router serves, for a router with extra routes (`api::router_with`).
+    pub api: api::ApiContext,
     pub store: Arc<Store>,
     pub genesis: Arc<Genesis>,
     pub mempool: MempoolHandle,
@@ -250,7 +252,8 @@ pub async fn start(
         block_json: api::block_json_cache(),
     });
     Ok(RunningNode {
-        router: api::router(ctx),
+        router: api::router(ctx.clone()),
+        api: ctx,
         store,
         genesis,
         mempool,
@@ -284,6 +287,7 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let RunningNode {
             router,
+            api,
             store,
             mempool,
             net,
@@ -293,6 +297,7 @@ impl RunningNode {
             ..
         } = self;
         drop(router);
+        drop(api);
         drop(net);
         let _ = shutdown.send(true);
         let driver_result = driver.await?;

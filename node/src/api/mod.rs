@@ -5,14 +5,18 @@
 //! blocking thread) and to the owner tasks through their handles (mempool) or published values
 //! (the head `watch`, the peers `watch`, the events `broadcast`).
 //!
-//! Protection, outermost first: a global token-bucket rate limit (429), a global concurrency limit
-//! that sheds instead of queueing (503), a per-request timeout (503), a request body limit (413),
-//! bounded batch sizes and block ranges (413/400), and a bounded number of event subscribers.
+//! Protection, outermost first: connection caps in all and per client address and a header-read
+//! timeout (the server loop, `server`), a body announced above the limit refused from its
+//! `Content-Length` before it is read (413), a global token-bucket rate limit (429), a global
+//! concurrency limit that sheds instead of queueing (503), a per-request timeout (503), a request
+//! body limit (413), bounded batch sizes and block ranges (413/400), and a bounded number of event
+//! subscribers. Extra routes (the chaos-test controls) are merged inside all of these.
 
 mod error;
 mod limits;
 mod openapi;
 mod routes;
+mod server;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,6 +36,7 @@ use tower::ServiceBuilder;
 pub use error::{ApiFailure, parse_json};
 pub use limits::RateLimiter;
 pub use openapi::ApiDoc;
+pub use server::{ServerLimits, serve};
 
 use crate::config::ApiConfig;
 use crate::events::{HeadInfo, NodeEvent};
@@ -123,6 +128,11 @@ impl ApiContext {
 
 /// The whole API as one router (tests drive it with `tower::ServiceExt::oneshot`).
 pub fn router(ctx: ApiContext) -> Router {
+    router_with(ctx, Router::new())
+}
+
+/// [`router`] with `extra` routes merged inside the same limits.
+pub fn router_with(ctx: ApiContext, extra: Router) -> Router {
     let limits = ctx.limits.clone();
     let v1 = Router::new()
         .route("/transactions", post(routes::submit_tx))
@@ -148,6 +158,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .with_state(ctx.clone())
         // The block explorer page at `/` (embedded files, no state, no fallback of its own).
         .merge(crate::explorer::router())
+        .merge(extra)
         .fallback(routes::unknown_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -184,7 +195,21 @@ async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Res
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let start = Instant::now();
-    let response = if ctx.rate_limiter.try_acquire() {
+    // A body announced above the limit is refused now, not after the client has sent it.
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let response = if announced.is_some_and(|n| n > ctx.limits.max_body_bytes as u64) {
+        ApiFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is too large",
+        )
+        .with_field("max", ctx.limits.max_body_bytes)
+        .into_response()
+    } else if ctx.rate_limiter.try_acquire() {
         next.run(req).await
     } else {
         ApiFailure::new(

@@ -20,11 +20,15 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
         let mut node = node::start(&cfg, genesis, key).await?;
         let network = crate::network::service::attach(&cfg, &mut node)?;
         let mut router = node.router.clone();
-        // Chaos-test controls: only with a token, only for loopback clients (see network::control).
+        // Chaos-test controls: only with a token, only for loopback clients (see network::control),
+        // behind the API's own limits.
         if let (Some(net), Ok(token)) = (&network, std::env::var("LEDGER_CONTROL_TOKEN"))
             && !token.is_empty()
         {
-            router = router.merge(crate::network::control::router(net.clone(), token));
+            router = crate::api::router_with(
+                node.api.clone(),
+                crate::network::control::router(net.clone(), token),
+            );
         }
         let listener = tokio::net::TcpListener::bind(cfg.api.listen_addr)
             .await
@@ -35,11 +39,12 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "HTTP API listening");
         let stopped = node.driver_stopped();
         let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let limits = crate::api::ServerLimits {
+            header_read_timeout: std::time::Duration::from_millis(cfg.api.header_read_timeout_ms),
+            max_connections: cfg.api.max_connections,
+            max_connections_per_client: cfg.api.max_connections_per_client,
+        };
+        let serve = crate::api::serve(listener, router, limits, node.metrics.clone(), async move {
             tokio::select! {
                 () = shutdown_signal() => tracing::info!("shutdown signal received"),
                 () = stopped => {}
@@ -53,7 +58,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         };
         tokio::select! {
-            r = serve => r.context("HTTP server failed")?,
+            () = serve => {}
             () = grace => tracing::info!("closing connections still open after the grace period"),
         }
         node.shutdown().await.context("shutdown")?;

@@ -6,5 +6,6 @@ mod common;
 mod crash;
 mod e2e;
 mod explorer_browser;
+mod http_limits;
 mod multihost;
 mod store_replay;

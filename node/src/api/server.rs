@@ -1,0 +1,177 @@
+//! The HTTP server loop: hyper connections with a header-read timeout and connection caps, in all
+//! and per client address, so a client that opens sockets and never finishes a request (slowloris)
+//! holds them for seconds, not forever, and cannot take every connection slot from the others.
+//!
+//! axum's `serve` has neither (hyper's header timeout needs a timer it does not set), so this is
+//! the same loop with those limits: accept, count, serve with hyper-util's auto builder (HTTP/1
+//! with upgrades, the client address as axum's `ConnectInfo`), and on shutdown ask every
+//! connection to finish its request and close.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::metrics::Metrics;
+
+/// The server's limits (from `api.*` in the config).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// A client must send a request's whole head within this (also bounds an idle keep-alive
+    /// connection: the timer runs while the server waits for the next head).
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+}
+
+/// Open connections, in all and per client address. A slot frees when its guard drops.
+#[derive(Debug, Default)]
+struct Connections {
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+struct Slot {
+    conns: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Connections {
+    fn try_open(self: &Arc<Self>, ip: IpAddr, limits: &ServerLimits) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_client) = &mut *open;
+        let mine = per_client.get(&ip).copied().unwrap_or(0);
+        if *total >= limits.max_connections || mine >= limits.max_connections_per_client {
+            return None;
+        }
+        *total += 1;
+        per_client.insert(ip, mine + 1);
+        Some(Slot {
+            conns: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.conns.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_client) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_client.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                // Per-client state lives only as long as the client has a connection.
+                per_client.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then asks every open connection to
+/// finish and close, and returns once all have (the caller bounds that wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let conns = Arc::new(Connections::default());
+    // Each connection task holds a receiver; `closed()` on the sender resolves when all are gone.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: wait a little
+                    // rather than spin, and keep serving.
+                    tracing::debug!(%e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = conns.try_open(peer.ip(), &limits) else {
+            // Closed at once: a client at its cap (or a full server) gets no slot to hold.
+            metrics.api_connections_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req.map(Body::new)
+            },
+        );
+        let service = TowerToHyperService::new(service);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!(%peer, %e, "connection ended with an error");
+                    }
+                }
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    stop_tx.closed().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_slots_are_capped_per_client_and_in_all_and_freed_on_drop() {
+        let limits = ServerLimits {
+            header_read_timeout: Duration::from_secs(1),
+            max_connections: 3,
+            max_connections_per_client: 2,
+        };
+        let conns = Arc::new(Connections::default());
+        let a: IpAddr = [127, 0, 0, 2].into();
+        let b: IpAddr = [127, 0, 0, 3].into();
+        let a1 = conns.try_open(a, &limits).expect("first");
+        let a2 = conns.try_open(a, &limits).expect("second");
+        assert!(conns.try_open(a, &limits).is_none(), "a is at its cap");
+        let b1 = conns.try_open(b, &limits).expect("b has its own cap");
+        assert!(conns.try_open(b, &limits).is_none(), "the server is full");
+        drop(a1);
+        let a3 = conns.try_open(a, &limits).expect("a slot freed");
+        drop((a2, a3, b1));
+        let open = conns.open.lock().expect("lock");
+        assert_eq!(open.0, 0);
+        assert!(open.1.is_empty(), "no state left for gone clients");
+    }
+}

@@ -1,0 +1,158 @@
+//! The HTTP server's limits against a real `ledger-node` process and raw sockets: a slowloris
+//! client (many connections, each sending half a request head) from one loopback address gets at
+//! most its per-client share of connections, and each is closed within the header-read timeout,
+//! while a client from another address is served at once throughout; a body announced above the
+//! limit is refused with 413 before the client sends it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::common::{Process, free_addr, one_validator_files};
+
+/// Connects from `source` (any 127.0.0.0/8 address is this machine) to `to`.
+fn connect_from(source: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+    Ok(stream)
+}
+
+/// Whether the server has closed `s` (a read sees the end, or the connection was reset).
+fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    match s.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn slowloris_from_one_address_is_capped_and_timed_out_while_another_address_is_served() {
+    const SOCKETS: usize = 300;
+    const PER_CLIENT: usize = 40;
+    const HEADER_TIMEOUT_MS: u64 = 1_500;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.api.header_read_timeout_ms = HEADER_TIMEOUT_MS;
+        c.api.max_connections_per_client = PER_CLIENT;
+    });
+
+    // The attacker, from 127.0.0.2: every socket sends the start of a request head and stalls.
+    let started = Instant::now();
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut s = connect_from([127, 0, 0, 2], node.api).expect("connect");
+        let _ = s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: node\r\nX-Slow: ");
+        sockets.push(s);
+    }
+    // Every socket is read each round (a closed one reads its end again), so count them all.
+    let still_open = |sockets: &mut Vec<TcpStream>| {
+        let mut open = 0;
+        for s in sockets.iter_mut() {
+            if !closed(s) {
+                open += 1;
+            }
+        }
+        open
+    };
+    // Beyond its share, its connections are closed at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let open_now = still_open(&mut sockets);
+    assert!(
+        open_now <= PER_CLIENT,
+        "{open_now} of {SOCKETS} stalled connections are open, the per-client cap is {PER_CLIENT}"
+    );
+    assert!(open_now > 0, "the cap should leave the client its share");
+
+    // Meanwhile another client is served at once, on fresh connections.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let mut s = connect_from([127, 0, 0, 1], node.api).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "an honest request took {slowest:?} during the attack"
+    );
+
+    // And every stalled connection is closed within the header-read timeout (plus slack).
+    let deadline = started + Duration::from_millis(HEADER_TIMEOUT_MS + 3_000);
+    while still_open(&mut sockets) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "stalled connections still open {:?} after they started",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let all_closed_after = started.elapsed();
+    assert!(
+        all_closed_after >= Duration::from_millis(HEADER_TIMEOUT_MS - 200),
+        "closed after {all_closed_after:?}, before the timeout: the test measured nothing"
+    );
+    let (status, _) = node.get("/v1/status");
+    assert_eq!(status, 200);
+    let text = metrics_text(&node);
+    let refused = text
+        .lines()
+        .find(|l| l.starts_with("ledger_api_connections_refused_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        refused >= (SOCKETS - PER_CLIENT) as f64,
+        "refused {refused}:\n{text}"
+    );
+}
+
+#[test]
+fn a_body_announced_above_the_limit_is_refused_before_it_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.api.max_body_bytes = 64 * 1024;
+    });
+    let mut s = connect_from([127, 0, 0, 1], node.api).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let t = Instant::now();
+    // 100 MB announced, nothing sent after the head.
+    s.write_all(
+        b"POST /v1/transactions HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n",
+    )
+    .expect("send");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).expect("an answer before the body");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        t.elapsed()
+    );
+}
+
+fn metrics_text(p: &Process) -> String {
+    let mut r = p
+        .agent
+        .get(&p.url("/metrics"))
+        .call()
+        .expect("GET /metrics");
+    r.body_mut().read_to_string().expect("metrics text")
+}
