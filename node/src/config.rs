@@ -37,10 +37,14 @@ pub struct ApiConfig {
     pub listen_addr: SocketAddr,
     /// Largest request body; larger requests get 413.
     pub max_body_bytes: usize,
-    /// Requests per second over all clients (token bucket); beyond it requests get 429.
+    /// Requests per second per client address (a token bucket each); beyond it that client's
+    /// requests get 429, the others' do not.
     pub rate_limit_per_sec: u32,
-    /// Requests the bucket lets through at once after a quiet period.
+    /// Requests a client's bucket lets through at once after a quiet period.
     pub rate_limit_burst: u32,
+    /// Loopback clients (this machine's tools, e.g. the testnet's load generator) are not rate
+    /// limited.
+    pub rate_limit_exempt_loopback: bool,
     /// Requests processed at once; beyond it new requests are shed with 503 instead of queueing,
     /// so a flood cannot build an unbounded backlog in front of other clients.
     pub max_concurrent_requests: usize,
@@ -59,6 +63,8 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Open connections per client IP address; beyond, its new ones are closed at once.
     pub max_connections_per_client: usize,
+    /// `/v1/events` subscriptions per client address (of the node's 256 in all).
+    pub max_event_subscribers_per_client: usize,
 }
 
 /// Peer-to-peer settings, used by the network module.
@@ -132,6 +138,8 @@ impl Default for ApiConfig {
             header_read_timeout_ms: 5_000,
             max_connections: 2_048,
             max_connections_per_client: 128,
+            rate_limit_exempt_loopback: false,
+            max_event_subscribers_per_client: 16,
         }
     }
 }
@@ -288,6 +296,12 @@ impl Config {
             a.max_connections as u64,
             1,
             1_000_000,
+        )?;
+        positive(
+            "api.max_event_subscribers_per_client",
+            a.max_event_subscribers_per_client as u64,
+            1,
+            crate::api::MAX_EVENT_SUBSCRIBERS as u64,
         )?;
         positive(
             "api.max_connections_per_client",

@@ -16,7 +16,7 @@ use ledger_core::{Hash, Height, Keypair};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiContext, ApiParts, ChainInfo, RateLimiter};
+use crate::api::{self, ApiContext, ApiParts, ChainInfo, ClientRateLimits, ClientSlots};
 use crate::config::Config;
 use crate::consensus::{Driver, DriverError, DriverParts, Head, head_info};
 use crate::events::{HeadInfo, NodeEvent};
@@ -244,11 +244,13 @@ pub async fn start(
             token: genesis.token().cloned(),
         }),
         limits: Arc::new(cfg.api.clone()),
-        rate_limiter: Arc::new(RateLimiter::new(
+        rate_limits: Arc::new(ClientRateLimits::new(
             cfg.api.rate_limit_per_sec,
             cfg.api.rate_limit_burst,
+            cfg.api.rate_limit_exempt_loopback,
         )),
         event_subscribers: Arc::new(Semaphore::new(api::MAX_EVENT_SUBSCRIBERS)),
+        event_slots: ClientSlots::new(cfg.api.max_event_subscribers_per_client),
         block_json: api::block_json_cache(),
     });
     Ok(RunningNode {

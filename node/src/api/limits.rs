@@ -1,11 +1,15 @@
-//! The global request rate limit: a lock-free GCRA token bucket in one atomic.
+//! Request rate limits per client address: a lock-free GCRA token bucket in one atomic per
+//! client, in a bounded cache; and event-stream slots per client address.
 //!
 //! GCRA keeps a "theoretical arrival time" (TAT): each admitted request pushes it one interval
 //! further; a request is refused while the TAT is more than `burst` intervals ahead of now. It is a
 //! token bucket without a refill task, and one compare-and-swap per request.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -54,10 +58,128 @@ impl RateLimiter {
     }
 }
 
+/// Clients whose buckets are kept at once; a client idle for [`CLIENT_IDLE`] is forgotten (and
+/// starts again with a full bucket, which costs nothing it did not already have).
+pub const MAX_TRACKED_CLIENTS: u64 = 100_000;
+pub const CLIENT_IDLE: Duration = Duration::from_secs(60);
+
+/// Where a request comes from when the server did not say (a router driven in a test): one
+/// shared bucket.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// One token bucket per client address, so one client's flood is refused without taking the
+/// others' share.
+#[derive(Debug)]
+pub struct ClientRateLimits {
+    per_sec: u32,
+    burst: u32,
+    exempt_loopback: bool,
+    buckets: moka::sync::Cache<IpAddr, Arc<RateLimiter>>,
+}
+
+impl ClientRateLimits {
+    pub fn new(per_sec: u32, burst: u32, exempt_loopback: bool) -> ClientRateLimits {
+        ClientRateLimits {
+            per_sec,
+            burst,
+            exempt_loopback,
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(MAX_TRACKED_CLIENTS)
+                .time_to_idle(CLIENT_IDLE)
+                .build(),
+        }
+    }
+
+    /// Takes one token of `client`'s bucket; false if it is empty.
+    pub fn try_acquire(&self, client: IpAddr) -> bool {
+        if self.exempt_loopback && client.is_loopback() {
+            return true;
+        }
+        self.buckets
+            .get_with(client, || {
+                Arc::new(RateLimiter::new(self.per_sec, self.burst))
+            })
+            .try_acquire()
+    }
+}
+
+/// `/v1/events` subscriptions open per client address, capped.
+#[derive(Debug)]
+pub struct ClientSlots {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One client's subscription; frees its slot when dropped.
+#[derive(Debug)]
+pub struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    client: IpAddr,
+}
+
+impl ClientSlots {
+    pub fn new(max: usize) -> Arc<ClientSlots> {
+        Arc::new(ClientSlots {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn try_open(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(client).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            slots: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn one_clients_flood_does_not_empty_anothers_bucket_and_loopback_can_be_exempt() {
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let limits = ClientRateLimits::new(1, 3, false);
+        assert_eq!((0..10).filter(|_| limits.try_acquire(a)).count(), 3);
+        assert!(limits.try_acquire(b), "b has its own bucket");
+        let local: IpAddr = [127, 0, 0, 1].into();
+        assert_eq!((0..10).filter(|_| limits.try_acquire(local)).count(), 3);
+        let exempt = ClientRateLimits::new(1, 3, true);
+        assert_eq!((0..10).filter(|_| exempt.try_acquire(local)).count(), 10);
+        assert_eq!((0..10).filter(|_| exempt.try_acquire(a)).count(), 3);
+    }
+
+    #[test]
+    fn event_slots_are_capped_per_client_and_freed_on_drop() {
+        let slots = ClientSlots::new(2);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let s1 = slots.try_open(a).expect("first");
+        let _s2 = slots.try_open(a).expect("second");
+        assert!(slots.try_open(a).is_none());
+        assert!(slots.try_open([10, 0, 0, 2].into()).is_some());
+        drop(s1);
+        assert!(slots.try_open(a).is_some());
+    }
 
     #[test]
     fn burst_then_steady_rate() {

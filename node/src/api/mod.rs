@@ -7,10 +7,10 @@
 //!
 //! Protection, outermost first: connection caps in all and per client address and a header-read
 //! timeout (the server loop, `server`), a body announced above the limit refused from its
-//! `Content-Length` before it is read (413), a global token-bucket rate limit (429), a global
-//! concurrency limit that sheds instead of queueing (503), a per-request timeout (503), a request
-//! body limit (413), bounded batch sizes and block ranges (413/400), and a bounded number of event
-//! subscribers. Extra routes (the chaos-test controls) are merged inside all of these.
+//! `Content-Length` before it is read (413), a token-bucket rate limit per client address (429;
+//! loopback can be exempt), a global concurrency limit that sheds instead of queueing (503), a per-request timeout (503), a request
+//! body limit (413), bounded batch sizes and block ranges (413/400), and event subscribers bounded
+//! in all and per client address. Extra routes (the chaos-test controls) are merged inside all of these.
 
 mod error;
 mod limits;
@@ -34,7 +34,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tower::ServiceBuilder;
 
 pub use error::{ApiFailure, parse_json};
-pub use limits::RateLimiter;
+pub use limits::{ClientRateLimits, ClientSlots, RateLimiter};
 pub use openapi::ApiDoc;
 pub use server::{ServerLimits, serve};
 
@@ -90,8 +90,10 @@ pub struct ApiParts {
     pub metrics: Arc<Metrics>,
     pub chain: Arc<ChainInfo>,
     pub limits: Arc<ApiConfig>,
-    pub rate_limiter: Arc<RateLimiter>,
+    pub rate_limits: Arc<ClientRateLimits>,
     pub event_subscribers: Arc<Semaphore>,
+    /// `/v1/events` subscriptions per client address.
+    pub event_slots: Arc<ClientSlots>,
     /// Serialized `BlockResponse`s by height: a committed block never changes, so its JSON is
     /// built once and served as bytes until evicted.
     pub block_json: BlockJsonCache,
@@ -186,6 +188,13 @@ async fn overloaded(err: tower::BoxError) -> Result<Response, Infallible> {
     Ok(failure.into_response())
 }
 
+/// The client's address, as the server loop recorded it ([`limits::UNKNOWN_CLIENT`] without one).
+pub fn client_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(limits::UNKNOWN_CLIENT, |c| c.0.ip())
+}
+
 /// Rate limit and metrics for every request. Runs first, so a flood is refused before it costs
 /// anything but one atomic operation.
 async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
@@ -209,7 +218,7 @@ async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Res
         )
         .with_field("max", ctx.limits.max_body_bytes)
         .into_response()
-    } else if ctx.rate_limiter.try_acquire() {
+    } else if ctx.rate_limits.try_acquire(client_ip(req.extensions())) {
         next.run(req).await
     } else {
         ApiFailure::new(

@@ -638,7 +638,18 @@ pub async fn peers(State(ctx): State<ApiContext>) -> Json<Vec<PeerInfo>> {
     ))]
 pub async fn events(
     State(ctx): State<ApiContext>,
+    request: axum::extract::Request,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiFailure> {
+    // One client's share first, so it cannot take the slots of all the others.
+    let client_slot = ctx
+        .event_slots
+        .try_open(super::client_ip(request.extensions()))
+        .ok_or_else(|| {
+            ApiFailure::unavailable(
+                "too_many_subscribers",
+                "this client has too many event subscriptions open (api.max_event_subscribers_per_client)",
+            )
+        })?;
     let permit = ctx
         .event_subscribers
         .clone()
@@ -651,8 +662,8 @@ pub async fn events(
         })?;
     let metrics = ctx.metrics.clone();
     let stream = BroadcastStream::new(ctx.events.subscribe()).map(move |item| {
-        // The permit lives as long as the stream: the subscriber slot frees when the client leaves.
-        let _slot = &permit;
+        // The permits live as long as the stream: the slots free when the client leaves.
+        let _slots = (&permit, &client_slot);
         let event = match item {
             Ok(ev) => Event::default()
                 .event(ev.name())

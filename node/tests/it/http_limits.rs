@@ -2,7 +2,8 @@
 //! client (many connections, each sending half a request head) from one loopback address gets at
 //! most its per-client share of connections, and each is closed within the header-read timeout,
 //! while a client from another address is served at once throughout; a body announced above the
-//! limit is refused with 413 before the client sends it.
+//! limit is refused with 413 before the client sends it; a client that floods requests or event
+//! subscriptions is refused its excess, and a client at another address is not.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -146,6 +147,58 @@ fn a_body_announced_above_the_limit_is_refused_before_it_is_sent() {
         "answered after {:?}",
         t.elapsed()
     );
+}
+
+/// Sends `GET path` from `source` on a fresh connection; the answer's status code, and the socket
+/// (an event stream stays open while it is held).
+fn get_from(source: [u8; 4], to: SocketAddr, path: &str) -> (u16, TcpStream) {
+    let mut s = connect_from(source, to).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("send");
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).expect("a status line");
+    let status = std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, s)
+}
+
+#[test]
+fn one_clients_request_and_subscription_floods_do_not_take_anothers_share() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.api.rate_limit_per_sec = 5;
+        c.api.rate_limit_burst = 5;
+        c.api.max_event_subscribers_per_client = 2;
+    });
+    let flood: Vec<u16> = (0..30)
+        .map(|_| get_from([127, 0, 0, 2], node.api, "/v1/status").0)
+        .collect();
+    let refused = flood.iter().filter(|s| **s == 429).count();
+    assert!(
+        refused >= 20,
+        "the flooding client was refused {refused} of 30: {flood:?}"
+    );
+    let (status, _) = get_from([127, 0, 0, 3], node.api, "/v1/status");
+    assert_eq!(
+        status, 200,
+        "another client is not limited by the first one's flood"
+    );
+
+    // Event subscriptions: two per client.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let (a1, _keep1) = get_from([127, 0, 0, 4], node.api, "/v1/events");
+    let (a2, _keep2) = get_from([127, 0, 0, 4], node.api, "/v1/events");
+    let (a3, _) = get_from([127, 0, 0, 4], node.api, "/v1/events");
+    assert_eq!((a1, a2, a3), (200, 200, 503));
+    let (b, _keep3) = get_from([127, 0, 0, 5], node.api, "/v1/events");
+    assert_eq!(b, 200, "another client still gets a subscription");
 }
 
 fn metrics_text(p: &Process) -> String {
