@@ -209,3 +209,141 @@ fn metrics_text(p: &Process) -> String {
         .expect("GET /metrics");
     r.body_mut().read_to_string().expect("metrics text")
 }
+
+// ---- Review 13: adversarial cases ----
+
+/// Whether `s` is still open after the server had time to act (see [`closed`]).
+fn count_open(sockets: &mut [TcpStream]) -> usize {
+    let mut open = 0;
+    for s in sockets.iter_mut() {
+        if !closed(s) {
+            open += 1;
+        }
+    }
+    open
+}
+
+/// Sends one `GET /v1/status` from `source` on a fresh connection and returns what came back
+/// (empty if the server closed the connection at once).
+fn honest_status_from(source: [u8; 4], to: SocketAddr) -> String {
+    let Ok(mut s) = connect_from(source, to) else {
+        return String::from("<connect failed>");
+    };
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+/// hyper-util's auto builder first reads up to 24 bytes to tell an HTTP/2 preface from HTTP/1,
+/// and that read has no timer: hyper's header-read timeout only starts once the HTTP/1
+/// connection exists. A socket that sends nothing, or a prefix of the HTTP/2 preface, is never
+/// timed out, holds its connection slot forever, and 16 addresses take the server's 2,048.
+#[test]
+fn review13_silent_or_h2_preface_prefix_connections_are_closed_within_the_header_timeout() {
+    const HEADER_TIMEOUT_MS: u64 = 1_000;
+    const PER_CLIENT: usize = 4;
+    const TOTAL: usize = 8;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.api.header_read_timeout_ms = HEADER_TIMEOUT_MS;
+        c.api.max_connections = TOTAL;
+        c.api.max_connections_per_client = PER_CLIENT;
+    });
+    // The readiness probe's keep-alive connection closes after the header timeout.
+    std::thread::sleep(Duration::from_millis(HEADER_TIMEOUT_MS + 500));
+    // From 127.0.0.2: connect and send nothing.
+    let mut silent: Vec<TcpStream> = (0..PER_CLIENT)
+        .map(|_| connect_from([127, 0, 0, 2], node.api).expect("connect"))
+        .collect();
+    // From 127.0.0.3: 16 of the HTTP/2 preface's 24 bytes, then nothing.
+    let mut preface: Vec<TcpStream> = (0..PER_CLIENT)
+        .map(|_| {
+            let mut s = connect_from([127, 0, 0, 3], node.api).expect("connect");
+            s.write_all(b"PRI * HTTP/2.0\r\n").expect("send");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(HEADER_TIMEOUT_MS + 3_000));
+    let silent_open = count_open(&mut silent);
+    let preface_open = count_open(&mut preface);
+    let honest = honest_status_from([127, 0, 0, 4], node.api);
+    assert!(
+        silent_open == 0 && preface_open == 0 && honest.starts_with("HTTP/1.1 200"),
+        "{}ms after connecting (header timeout {HEADER_TIMEOUT_MS}ms): {silent_open} of \
+         {PER_CLIENT} silent and {preface_open} of {PER_CLIENT} h2-preface-prefix connections \
+         still open; an honest client at another address got {honest:?}",
+        HEADER_TIMEOUT_MS + 3_000
+    );
+}
+
+/// A request whose body trickles holds a concurrency permit for the whole request timeout (the
+/// body is read inside the handler, under the concurrency limit): a client within its
+/// per-address connection share takes every permit and every other client gets 503. With the
+/// defaults (1,024 permits, 128 connections per address) eight addresses suffice, renewing
+/// each request every 10 s.
+#[test]
+fn review13_a_slow_body_upload_from_one_address_does_not_take_anothers_concurrency() {
+    const PER_CLIENT: usize = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.api.max_concurrent_requests = PER_CLIENT;
+        c.api.max_connections_per_client = PER_CLIENT;
+    });
+    let _slow: Vec<TcpStream> = (0..PER_CLIENT)
+        .map(|_| {
+            let mut s = connect_from([127, 0, 0, 2], node.api).expect("connect");
+            s.write_all(
+                b"POST /v1/transactions HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+            )
+            .expect("send");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let honest = honest_status_from([127, 0, 0, 3], node.api);
+    assert!(
+        honest.starts_with("HTTP/1.1 200"),
+        "with {PER_CLIENT} slow uploads open from 127.0.0.2, 127.0.0.3 got: {honest}"
+    );
+}
+
+/// SIGTERM with every kind of stalled connection open: nothing sent, an HTTP/2 preface prefix,
+/// half a head, a body that never completes, and an event stream. The node must stop within its
+/// 3 s grace period (plus slack) and exit cleanly.
+#[test]
+fn review13_sigterm_with_stalled_connections_open_stops_within_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_genesis, gpath, kpath) = one_validator_files(dir.path());
+    let mut node = Process::start_with(dir.path(), &gpath, &kpath, free_addr(), |c| {
+        c.api.header_read_timeout_ms = 60_000;
+    });
+    let mut keep = Vec::new();
+    keep.push(connect_from([127, 0, 0, 2], node.api).expect("connect"));
+    let mut p = connect_from([127, 0, 0, 3], node.api).expect("connect");
+    p.write_all(b"PRI * HTTP/2.0\r\n").expect("send");
+    keep.push(p);
+    let mut h = connect_from([127, 0, 0, 4], node.api).expect("connect");
+    h.write_all(b"GET /v1/status HTTP/1.1\r\nHost: node\r\nX-Slow: ")
+        .expect("send");
+    keep.push(h);
+    let mut b = connect_from([127, 0, 0, 5], node.api).expect("connect");
+    b.write_all(
+        b"POST /v1/transactions HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .expect("send");
+    keep.push(b);
+    let (status, sse) = get_from([127, 0, 0, 6], node.api, "/v1/events");
+    assert_eq!(status, 200);
+    keep.push(sse);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let exit = node.terminate();
+    let took = t.elapsed();
+    assert!(exit.success(), "exit {exit:?}");
+    assert!(took < Duration::from_secs(7), "stopped after {took:?}");
+}
