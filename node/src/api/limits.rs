@@ -169,6 +169,16 @@ mod tests {
         assert_eq!((0..10).filter(|_| exempt.try_acquire(a)).count(), 3);
     }
 
+    /// Review 13: on a dual-stack listener (`api.listen_addr = "[::]:8700"`) an IPv4 loopback
+    /// client arrives as `::ffff:127.0.0.1`, which `IpAddr::is_loopback` does not count as
+    /// loopback, so `rate_limit_exempt_loopback` does not exempt it.
+    #[test]
+    fn review13_ipv4_mapped_loopback_is_exempt_like_loopback() {
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("address");
+        let exempt = ClientRateLimits::new(1, 3, true);
+        assert_eq!((0..10).filter(|_| exempt.try_acquire(mapped)).count(), 10);
+    }
+
     #[test]
     fn event_slots_are_capped_per_client_and_freed_on_drop() {
         let slots = ClientSlots::new(2);
