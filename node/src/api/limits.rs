@@ -67,6 +67,19 @@ pub const CLIENT_IDLE: Duration = Duration::from_secs(60);
 /// shared bucket.
 pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
+/// The address a client's limits are kept under: IPv4 as is (an IPv4-mapped IPv6 address, as a
+/// dual-stack listener reports IPv4 clients, is the IPv4 address), IPv6 by its /64 prefix (one
+/// host usually holds a whole /64, so per-address limits would give it 2^64 shares).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) if !v6.is_loopback() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
+    }
+}
+
 /// One token bucket per client address, so one client's flood is refused without taking the
 /// others' share.
 #[derive(Debug)]
@@ -92,6 +105,7 @@ impl ClientRateLimits {
 
     /// Takes one token of `client`'s bucket; false if it is empty.
     pub fn try_acquire(&self, client: IpAddr) -> bool {
+        let client = client_key(client);
         if self.exempt_loopback && client.is_loopback() {
             return true;
         }
@@ -126,6 +140,7 @@ impl ClientSlots {
     }
 
     pub fn try_open(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
+        let client = client_key(client);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(client).or_insert(0);
         if *n >= self.max {
@@ -169,14 +184,35 @@ mod tests {
         assert_eq!((0..10).filter(|_| exempt.try_acquire(a)).count(), 3);
     }
 
-    /// Review 13: on a dual-stack listener (`api.listen_addr = "[::]:8700"`) an IPv4 loopback
+    /// Found in review: on a dual-stack listener (`api.listen_addr = "[::]:8700"`) an IPv4 loopback
     /// client arrives as `::ffff:127.0.0.1`, which `IpAddr::is_loopback` does not count as
     /// loopback, so `rate_limit_exempt_loopback` does not exempt it.
     #[test]
-    fn review13_ipv4_mapped_loopback_is_exempt_like_loopback() {
+    fn ipv4_mapped_loopback_is_exempt_like_loopback() {
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("address");
         let exempt = ClientRateLimits::new(1, 3, true);
         assert_eq!((0..10).filter(|_| exempt.try_acquire(mapped)).count(), 10);
+    }
+
+    #[test]
+    fn ipv6_clients_share_limits_per_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("address");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("address");
+        assert_eq!(client_key(a), client_key(b), "one /64, one share");
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("address");
+        assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(
+            client_key("::1".parse().expect("address")),
+            "::1".parse::<IpAddr>().expect("address")
+        );
+        let limits = ClientRateLimits::new(1, 3, false);
+        assert_eq!((0..10).filter(|_| limits.try_acquire(a)).count(), 3);
+        assert!(
+            !limits.try_acquire(b),
+            "another address of the same /64 has no fresh bucket"
+        );
     }
 
     #[test]

@@ -188,6 +188,40 @@ async fn overloaded(err: tower::BoxError) -> Result<Response, Infallible> {
     Ok(failure.into_response())
 }
 
+/// Buffers the request body within `api.max_body_bytes` and `api.request_timeout_ms`.
+async fn read_body(req: Request, limits: &ApiConfig) -> Result<Request, ApiFailure> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
+    let read = tokio::time::timeout(
+        Duration::from_millis(limits.request_timeout_ms),
+        limited.collect(),
+    )
+    .await;
+    match read {
+        Ok(Ok(collected)) => Ok(Request::from_parts(
+            parts,
+            axum::body::Body::from(collected.to_bytes()),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is too large",
+        )
+        .with_field("max", limits.max_body_bytes)),
+        Ok(Err(e)) => Err(ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("the request body could not be read: {e}"),
+        )),
+        Err(_) => Err(ApiFailure::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive in time",
+        )),
+    }
+}
+
 /// The client's address, as the server loop recorded it ([`limits::UNKNOWN_CLIENT`] without one).
 pub fn client_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
     extensions
@@ -219,7 +253,12 @@ async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Res
         .with_field("max", ctx.limits.max_body_bytes)
         .into_response()
     } else if ctx.rate_limits.try_acquire(client_ip(req.extensions())) {
-        next.run(req).await
+        // The body is read here, before the concurrency limit: a client that uploads slowly holds
+        // its own connection (capped per client), not one of the permits everyone shares.
+        match read_body(req, &ctx.limits).await {
+            Ok(req) => next.run(req).await,
+            Err(refusal) => refusal.into_response(),
+        }
     } else {
         ApiFailure::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -120,8 +120,17 @@ pub fn document(config: &ApiConfig) -> utoipa::openapi::OpenApi {
                             .into()
                     });
             }
-            // A request body can always be too large for `api.max_body_bytes`.
+            // A request body can always be too large for `api.max_body_bytes`, or too slow.
             if op.request_body.is_some() {
+                op.responses
+                    .responses
+                    .entry("408".to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("body_timeout: the body did not arrive within `api.request_timeout_ms`")
+                            .content("application/json", error())
+                            .into()
+                    });
                 op.responses
                     .responses
                     .entry("413".to_owned())

@@ -3,9 +3,11 @@
 //! holds them for seconds, not forever, and cannot take every connection slot from the others.
 //!
 //! axum's `serve` has neither (hyper's header timeout needs a timer it does not set), so this is
-//! the same loop with those limits: accept, count, serve with hyper-util's auto builder (HTTP/1
-//! with upgrades, the client address as axum's `ConnectInfo`), and on shutdown ask every
-//! connection to finish its request and close.
+//! the same loop with those limits: accept, count, serve HTTP/1.1 with hyper (the client address
+//! as axum's `ConnectInfo`), and on shutdown ask every connection to finish its request and close.
+//! Plain HTTP/1, not hyper-util's auto builder: that one first reads up to 24 bytes to tell an
+//! HTTP/2 preface from HTTP/1, with no timer, so a socket that sends nothing (or half a preface)
+//! would hold its slot for ever. Here the header timer runs from the first moment.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,8 +18,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -105,7 +107,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = conns.try_open(peer.ip(), &limits) else {
+        let Some(slot) = conns.try_open(super::limits::client_key(peer.ip()), &limits) else {
             // Closed at once: a client at its cap (or a full server) gets no slot to hold.
             metrics.api_connections_refused.inc();
             drop(stream);
@@ -122,12 +124,10 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {

@@ -39,7 +39,8 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 // size does not matter.
 #[allow(clippy::result_large_err)]
 fn authorize(c: &Control, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
-    if !peer.ip().is_loopback() {
+    // A dual-stack listener reports IPv4 loopback as ::ffff:127.0.0.1.
+    if !peer.ip().to_canonical().is_loopback() {
         return Err(refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
