@@ -73,15 +73,6 @@ fn gossip_lines(metrics: &str) -> String {
         .join("\n")
 }
 
-fn metrics(p: &Process) -> String {
-    let mut r = p
-        .agent
-        .get(&p.url("/metrics"))
-        .call()
-        .expect("GET /metrics");
-    r.body_mut().read_to_string().expect("metrics text")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked_while_transfers_finalize()
  {
@@ -121,7 +112,10 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rejected_before = counter_sum(&metrics(&node), "ledger_gossip_messages_rejected_total");
+    let rejected_before = counter_sum(
+        &node.metrics_text(),
+        "ledger_gossip_messages_rejected_total",
+    );
 
     // Its three kinds of bad messages.
     let validator0 = Keypair::dev("validator", 0);
@@ -185,7 +179,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     // (the messages of a round can reach the node before the peer knows the node's subscriptions,
     // or after it is graylisted). Alone, a proposal is either not sent (no known subscriber: a
     // no-op, so retrying is safe) or validated and counted, and one invalid message does not block.
-    let body_mismatches = |node: &Process| counter_sum(&metrics(node), BODY_MISMATCH_METRIC);
+    let body_mismatches = |node: &Process| counter_sum(&node.metrics_text(), BODY_MISMATCH_METRIC);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut round = 0u64;
     'tampered: loop {
@@ -201,7 +195,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
         assert!(
             Instant::now() < deadline,
             "no proposal was rejected for its body after {round} tries:\n{}",
-            gossip_lines(&metrics(&node))
+            gossip_lines(&node.metrics_text())
         );
     }
     assert!(
@@ -252,7 +246,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     }
     assert!(blocked);
 
-    let text = metrics(&node);
+    let text = node.metrics_text();
     let rejected = counter_sum(&text, "ledger_gossip_messages_rejected_total") - rejected_before;
     assert!(
         rejected >= 3.0,

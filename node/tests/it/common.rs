@@ -268,6 +268,16 @@ impl Process {
         }
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        let mut r = self
+            .agent
+            .get(&self.url("/metrics"))
+            .call()
+            .expect("GET /metrics");
+        r.body_mut().read_to_string().expect("metrics text")
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ureq::Error> {
         let mut r = self.agent.post(&self.url(path)).send_json(body)?;
         let status = r.status().as_u16();

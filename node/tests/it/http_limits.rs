@@ -114,7 +114,7 @@ fn slowloris_from_one_address_is_capped_and_timed_out_while_another_address_is_s
     );
     let (status, _) = node.get("/v1/status");
     assert_eq!(status, 200);
-    let text = metrics_text(&node);
+    let text = node.metrics_text();
     let refused = text
         .lines()
         .find(|l| l.starts_with("ledger_api_connections_refused_total"))
@@ -204,15 +204,6 @@ fn one_clients_request_and_subscription_floods_do_not_take_anothers_share() {
     assert_eq!((a1, a2, a3), (200, 200, 503));
     let (b, _keep3) = get_from([127, 0, 0, 5], node.api, "/v1/events");
     assert_eq!(b, 200, "another client still gets a subscription");
-}
-
-fn metrics_text(p: &Process) -> String {
-    let mut r = p
-        .agent
-        .get(&p.url("/metrics"))
-        .call()
-        .expect("GET /metrics");
-    r.body_mut().read_to_string().expect("metrics text")
 }
 
 // ---- Review 13: adversarial cases ----
