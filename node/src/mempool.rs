@@ -410,6 +410,8 @@ impl Pool {
             },
         );
         self.refresh_tail(&sender);
+        // After the entry is in: compaction keeps the records of live entries only.
+        self.compact_age_queue();
         Ok(Admitted::Added)
     }
 
@@ -443,6 +445,93 @@ impl Pool {
             self.refresh_tail(&sender);
         }
         Some(e)
+    }
+
+    /// Checks every index against the others (like reth's `assert_invariants`): each entry is in
+    /// its sender's nonce queue and the queues hold nothing else, each sender's tail is its
+    /// highest nonce, `bytes` is the entries' size, the caps hold, and the age queue holds every
+    /// entry and stays bounded by `max_txs` (stale records are compacted away).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut queued = 0;
+        for (sender, q) in &self.senders {
+            if q.by_nonce.is_empty() {
+                return Err(format!("sender {sender} has an empty queue"));
+            }
+            for (nonce, h) in &q.by_nonce {
+                let Some(e) = self.entries.get(h) else {
+                    return Err(format!(
+                        "sender {sender} nonce {nonce}: {h:?} is not an entry"
+                    ));
+                };
+                if e.tx.sender() != *sender || e.tx.tx().nonce != *nonce {
+                    return Err(format!("{h:?} is queued under {sender}/{nonce}"));
+                }
+                queued += 1;
+            }
+        }
+        if queued != self.entries.len() {
+            return Err(format!(
+                "{} entries but {queued} in the sender queues",
+                self.entries.len()
+            ));
+        }
+        let tails: BTreeSet<(u64, Reverse<u64>, Hash)> = self
+            .senders
+            .values()
+            .filter_map(|q| q.by_nonce.last_key_value())
+            .filter_map(|(_, h)| self.entries.get(h).map(|e| (e.fee(), Reverse(e.seq), *h)))
+            .collect();
+        if tails != self.tails {
+            return Err(format!(
+                "tails index has {} records, the queues' tails are {}",
+                self.tails.len(),
+                tails.len()
+            ));
+        }
+        let bytes: usize = self.entries.values().map(|e| e.tx.encoded_len()).sum();
+        if bytes != self.bytes {
+            return Err(format!("bytes is {}, the entries hold {bytes}", self.bytes));
+        }
+        if self.entries.len() > self.cfg.max_txs || self.bytes > self.cfg.max_bytes {
+            return Err(format!(
+                "{} txs / {} bytes above the caps",
+                self.entries.len(),
+                self.bytes
+            ));
+        }
+        let aged: HashSet<(u64, Hash)> = self.by_age.iter().copied().collect();
+        if let Some((h, _)) = self
+            .entries
+            .iter()
+            .find(|(h, e)| !aged.contains(&(e.seq, **h)))
+        {
+            return Err(format!("{h:?} is missing from the age queue"));
+        }
+        if self.by_age.len() > Self::age_queue_bound(self.cfg.max_txs) {
+            return Err(format!(
+                "the age queue holds {} records for {} entries (max_txs {})",
+                self.by_age.len(),
+                self.entries.len(),
+                self.cfg.max_txs
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records the age queue may hold (live and stale) before it is compacted. Live records are
+    /// at most `max_txs`, so each compaction drops at least as many as it keeps: amortized O(1).
+    fn age_queue_bound(max_txs: usize) -> usize {
+        2 * max_txs.max(1)
+    }
+
+    /// Drops the age queue's stale records once they reach the bound: removals other than expiry
+    /// (commits, evictions, replacements) leave their record behind.
+    fn compact_age_queue(&mut self) {
+        if self.by_age.len() >= Self::age_queue_bound(self.cfg.max_txs) {
+            let entries = &self.entries;
+            self.by_age
+                .retain(|(seq, h)| entries.get(h).is_some_and(|e| e.seq == *seq));
+        }
     }
 
     /// Removes a transaction found invalid elsewhere (block building) and remembers why.

@@ -348,3 +348,131 @@ fn batch_verification_reports_bad_signatures_in_place() {
     assert_eq!(out.iter().filter(|r| r.is_err()).count(), 1);
     assert!(matches!(out[7], Err((_, TxError::BadSignature))));
 }
+
+/// Random admit / commit / expire / evict / drop sequences over a small pool (so the caps and
+/// the eviction and replacement paths are hit often); after every step the pool's indexes agree
+/// with each other ([`Pool::check_invariants`]). Seeded: `LEDGER_TEST_SEED` replays a failure.
+#[test]
+fn random_admit_commit_evict_expire_sequences_keep_every_index_consistent() {
+    use rand::{RngExt, SeedableRng};
+    let seed = std::env::var("LEDGER_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let small = MempoolConfig {
+        max_txs: 24,
+        max_txs_per_account: 8,
+        nonce_window: 6,
+        // Long enough that expiry seldom clears the age queue's front: the queue must stay
+        // bounded by compaction, whatever the removals behind its front.
+        tx_ttl_secs: 3_600,
+        rejected_cache_len: 16,
+        ..cfg()
+    };
+    let mut p = Pool::new(small);
+    let keys: Vec<Keypair> = (0..6).map(|i| Keypair::dev("mempool-prop", i)).collect();
+    // What the "chain" says about each account.
+    let mut accounts: Vec<Account> = (0..keys.len()).map(|_| acct(1_000, 0)).collect();
+    let start = Instant::now();
+    let mut now = start;
+    for step in 0..3_000 {
+        let who = rng.random_range(0..keys.len());
+        match rng.random_range(0..10) {
+            0..=5 => {
+                let nonce = accounts[who].nonce.0 + rng.random_range(0..8);
+                let fee = rng.random_range(1..6);
+                let amount = rng.random_range(1..300);
+                let _ = p.admit(tx(&keys[who], nonce, amount, fee), &accounts[who], now);
+            }
+            6 => {
+                // A block: the next nonces of some senders, as the candidates give them.
+                let block = p.candidates(rng.random_range(1..10), usize::MAX);
+                let mut changed = Vec::new();
+                for t in &block {
+                    let i = keys
+                        .iter()
+                        .position(|k| k.address() == t.sender())
+                        .expect("a test key");
+                    let a = &mut accounts[i];
+                    a.nonce = Nonce(a.nonce.0 + 1);
+                    a.balance = Amount(a.balance.0.saturating_sub(t.tx().amount.0 + t.tx().fee.0));
+                    changed.push((t.sender(), *a));
+                }
+                let hashes: Vec<Hash> = block.iter().map(VerifiedTransaction::hash).collect();
+                p.on_commit(&hashes, &changed);
+            }
+            7 => {
+                now += Duration::from_millis(rng.random_range(0..600_000));
+                p.expire(now);
+            }
+            8 => {
+                // Another sender's account changes under the pool (a transfer paid to it).
+                accounts[who].balance = Amount(rng.random_range(0..2_000));
+                p.on_commit(&[], &[(keys[who].address(), accounts[who])]);
+            }
+            _ => {
+                if let Some(t) = p.candidates(1, usize::MAX).first() {
+                    p.drop_invalid(&t.hash(), TxError::BadSignature);
+                }
+            }
+        }
+        if let Err(e) = p.check_invariants() {
+            panic!("step {step}: {e} (replay with LEDGER_TEST_SEED={seed})");
+        }
+    }
+}
+
+/// The checker can fail: each corruption of one index is reported.
+#[test]
+fn the_invariant_checker_reports_a_corrupted_index() {
+    let corrupted = |corrupt: &dyn Fn(&mut Pool)| {
+        let mut p = Pool::new(cfg());
+        let now = Instant::now();
+        for i in 0..3 {
+            let k = Keypair::dev("a", i);
+            for n in 0..3 {
+                assert!(p.admit(tx(&k, n, 10, 1), &acct(1_000, 0), now).is_ok());
+            }
+        }
+        assert_eq!(p.check_invariants(), Ok(()));
+        corrupt(&mut p);
+        p.check_invariants()
+    };
+    assert!(corrupted(&|p| p.bytes += 1).is_err(), "bytes");
+    assert!(
+        corrupted(&|p| {
+            p.tails.pop_first();
+        })
+        .is_err(),
+        "tails"
+    );
+    assert!(
+        corrupted(&|p| {
+            p.by_age.pop_back();
+        })
+        .is_err(),
+        "age queue"
+    );
+    assert!(
+        corrupted(&|p| {
+            let h = *p.entries.keys().next().expect("an entry");
+            p.entries.remove(&h);
+        })
+        .is_err(),
+        "entries"
+    );
+    assert!(
+        corrupted(&|p| {
+            for _ in 0..300 {
+                p.by_age.push_back((u64::MAX, Hash::ZERO));
+            }
+        })
+        .is_err(),
+        "an unbounded age queue"
+    );
+}
