@@ -13,24 +13,13 @@
 //! honest_p99_ms=<ms> baseline_p50_ms=<ms> baseline_p99_ms=<ms>`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use ledger_core::genesis::Genesis;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
+use support::{env_u64, free_addr, one_validator_files, run_command};
 
 fn connect_from(source: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
@@ -104,30 +93,10 @@ fn main() {
     }
     let sockets = env_u64("BENCH_SOCKETS", 1_000) as usize;
     let dir = tempfile::tempdir().expect("tempdir");
-    let genesis = Genesis::dev("bench-slowloris", 1, 4).expect("dev genesis");
-    let genesis_path = dir.path().join("genesis.json");
-    std::fs::write(&genesis_path, genesis.to_json()).expect("write genesis");
-    let key_path = dir.path().join("validator.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ledger-node"))
-        .args(["dev-key", "--validator", "0", "--out"])
-        .arg(&key_path)
-        .output()
-        .expect("run ledger-node dev-key");
-    assert!(out.status.success(), "dev-key failed");
+    let (_genesis, genesis_path, key_path) = one_validator_files(dir.path(), "bench-slowloris", 4);
     let api = free_addr();
     let _node = Node(
-        Command::new(env!("CARGO_BIN_EXE_ledger-node"))
-            .arg("run")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--genesis")
-            .arg(&genesis_path)
-            .arg("--node-key")
-            .arg(&key_path)
-            .arg("--api-listen-addr")
-            .arg(api.to_string())
-            .args(["--p2p-listen-addr", "/ip4/127.0.0.1/tcp/0"])
-            .args(["--log-level", "warn"])
+        run_command(dir.path(), &genesis_path, &key_path, api)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

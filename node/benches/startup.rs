@@ -10,7 +10,9 @@
 //! `cargo bench -p node --bench startup`; the last line is
 //! `startup_blocks=<n> startup_ms_median=<n> startup_ms_max=<n> idle_rss_mb=<n>`.
 
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,15 +25,9 @@ use ledger_core::{
 };
 use node::config::StoreConfig;
 use node::store::{BlockCommit, Store};
+use support::{env_u64, free_addr, one_validator_files, run_command};
 
 const ACCOUNTS: u32 = 16;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument (e.g. a filter from `cargo test
@@ -43,20 +39,8 @@ fn main() {
     let blocks = env_u64("BENCH_BLOCKS", 100_000).max(1);
     let starts = env_u64("BENCH_STARTS", 5).max(1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let genesis = Genesis::dev("bench-startup", 1, ACCOUNTS).expect("dev genesis");
-    let genesis_path = dir.path().join("genesis.json");
-    std::fs::write(&genesis_path, genesis.to_json()).expect("write genesis");
-    let key_path = dir.path().join("validator.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ledger-node"))
-        .args(["dev-key", "--validator", "0", "--out"])
-        .arg(&key_path)
-        .output()
-        .expect("run ledger-node dev-key");
-    assert!(
-        out.status.success(),
-        "dev-key: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (genesis, genesis_path, key_path) =
+        one_validator_files(dir.path(), "bench-startup", ACCOUNTS);
     let data = dir.path().join("data");
 
     let t = Instant::now();
@@ -174,11 +158,6 @@ fn write_chain(data: &Path, genesis: &Genesis, blocks: u64) {
     store.flush().expect("flush");
 }
 
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
 /// Starts the node, returns (ms from spawn to serving the stored head, idle RSS in MB), stops it.
 fn start_and_time(
     dir: &Path,
@@ -199,18 +178,7 @@ fn start_and_time(
         .into();
     let url = format!("http://{api}/v1/status");
     let t = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ledger-node"))
-        .arg("run")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--genesis")
-        .arg(genesis)
-        .arg("--node-key")
-        .arg(key)
-        .arg("--api-listen-addr")
-        .arg(api.to_string())
-        .args(["--p2p-listen-addr", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--log-level", "warn"])
+    let mut child = run_command(dir, genesis, key, api)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

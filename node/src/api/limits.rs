@@ -152,6 +152,12 @@ impl ClientSlots {
             client,
         })
     }
+
+    /// Client addresses holding a slot (their entries go when their last slot does).
+    #[cfg(test)]
+    pub fn clients_open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
 
 impl Drop for ClientSlot {

@@ -93,14 +93,19 @@ const MIDDLEWARE_ANSWERS: [(&str, &str); 2] = [
     ),
 ];
 
+/// What every operation with a request body can also get: its body too large for
+/// `api.max_body_bytes`, or too slow.
+const BODY_ANSWERS: [(&str, &str); 2] = [
+    (
+        "408",
+        "body_timeout: the body did not arrive within `api.request_timeout_ms`",
+    ),
+    ("413", "body_too_large: above `api.max_body_bytes`"),
+];
+
 /// The document for a node configured with `config`.
 pub fn document(config: &ApiConfig) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    let error = || {
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(ErrorBody::name())))
-            .build()
-    };
     for item in doc.paths.paths.values_mut() {
         let operations = [
             item.get.as_mut(),
@@ -109,35 +114,24 @@ pub fn document(config: &ApiConfig) -> utoipa::openapi::OpenApi {
             item.delete.as_mut(),
         ];
         for op in operations.into_iter().flatten() {
-            for (status, description) in MIDDLEWARE_ANSWERS {
+            let has_body = op.request_body.is_some();
+            let answers = MIDDLEWARE_ANSWERS
+                .iter()
+                .chain(BODY_ANSWERS.iter().filter(|_| has_body));
+            for (status, description) in answers {
+                // The handler's own description of a status, where it has one, stays.
                 op.responses
                     .responses
-                    .entry(status.to_owned())
+                    .entry((*status).to_owned())
                     .or_insert_with(|| {
                         ResponseBuilder::new()
-                            .description(description)
-                            .content("application/json", error())
-                            .into()
-                    });
-            }
-            // A request body can always be too large for `api.max_body_bytes`, or too slow.
-            if op.request_body.is_some() {
-                op.responses
-                    .responses
-                    .entry("408".to_owned())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description("body_timeout: the body did not arrive within `api.request_timeout_ms`")
-                            .content("application/json", error())
-                            .into()
-                    });
-                op.responses
-                    .responses
-                    .entry("413".to_owned())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description("body_too_large: above `api.max_body_bytes`")
-                            .content("application/json", error())
+                            .description(*description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+                                    .build(),
+                            )
                             .into()
                     });
             }

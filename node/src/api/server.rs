@@ -9,10 +9,9 @@
 //! HTTP/2 preface from HTTP/1, with no timer, so a socket that sends nothing (or half a preface)
 //! would hold its slot for ever. Here the header timer runs from the first moment.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,9 +21,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt;
 
+use super::limits::{ClientSlot, ClientSlots};
 use crate::metrics::Metrics;
 
 /// The server's limits (from `api.*` in the config).
@@ -37,46 +37,34 @@ pub struct ServerLimits {
     pub max_connections_per_client: usize,
 }
 
-/// Open connections, in all and per client address. A slot frees when its guard drops.
-#[derive(Debug, Default)]
+/// Open connections, in all and per client address (the client key of [`ClientSlots`]).
+#[derive(Debug)]
 struct Connections {
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    total: Arc<Semaphore>,
+    per_client: Arc<ClientSlots>,
 }
 
+/// A connection's place in both counts; both free when it drops.
 struct Slot {
-    conns: Arc<Connections>,
-    ip: IpAddr,
+    _total: OwnedSemaphorePermit,
+    _client: ClientSlot,
 }
 
 impl Connections {
-    fn try_open(self: &Arc<Self>, ip: IpAddr, limits: &ServerLimits) -> Option<Slot> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, per_client) = &mut *open;
-        let mine = per_client.get(&ip).copied().unwrap_or(0);
-        if *total >= limits.max_connections || mine >= limits.max_connections_per_client {
-            return None;
+    fn new(limits: &ServerLimits) -> Connections {
+        Connections {
+            total: Arc::new(Semaphore::new(limits.max_connections)),
+            per_client: ClientSlots::new(limits.max_connections_per_client),
         }
-        *total += 1;
-        per_client.insert(ip, mine + 1);
-        Some(Slot {
-            conns: self.clone(),
-            ip,
-        })
     }
-}
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.conns.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, per_client) = &mut *open;
-        *total = total.saturating_sub(1);
-        if let Some(n) = per_client.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                // Per-client state lives only as long as the client has a connection.
-                per_client.remove(&self.ip);
-            }
-        }
+    fn try_open(&self, ip: IpAddr) -> Option<Slot> {
+        let client = self.per_client.try_open(ip)?;
+        let total = self.total.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            _total: total,
+            _client: client,
+        })
     }
 }
 
@@ -89,7 +77,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let conns = Arc::new(Connections::default());
+    let conns = Connections::new(&limits);
     // Each connection task holds a receiver; `closed()` on the sender resolves when all are gone.
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -107,7 +95,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = conns.try_open(super::limits::client_key(peer.ip()), &limits) else {
+        let Some(slot) = conns.try_open(peer.ip()) else {
             // Closed at once: a client at its cap (or a full server) gets no slot to hold.
             metrics.api_connections_refused.inc();
             drop(stream);
@@ -159,19 +147,22 @@ mod tests {
             max_connections: 3,
             max_connections_per_client: 2,
         };
-        let conns = Arc::new(Connections::default());
+        let conns = Connections::new(&limits);
         let a: IpAddr = [127, 0, 0, 2].into();
         let b: IpAddr = [127, 0, 0, 3].into();
-        let a1 = conns.try_open(a, &limits).expect("first");
-        let a2 = conns.try_open(a, &limits).expect("second");
-        assert!(conns.try_open(a, &limits).is_none(), "a is at its cap");
-        let b1 = conns.try_open(b, &limits).expect("b has its own cap");
-        assert!(conns.try_open(b, &limits).is_none(), "the server is full");
+        let a1 = conns.try_open(a).expect("first");
+        let a2 = conns.try_open(a).expect("second");
+        assert!(conns.try_open(a).is_none(), "a is at its cap");
+        let b1 = conns.try_open(b).expect("b has its own cap");
+        assert!(conns.try_open(b).is_none(), "the server is full");
         drop(a1);
-        let a3 = conns.try_open(a, &limits).expect("a slot freed");
+        let a3 = conns.try_open(a).expect("a slot freed");
         drop((a2, a3, b1));
-        let open = conns.open.lock().expect("lock");
-        assert_eq!(open.0, 0);
-        assert!(open.1.is_empty(), "no state left for gone clients");
+        assert_eq!(conns.total.available_permits(), 3);
+        assert_eq!(
+            conns.per_client.clients_open(),
+            0,
+            "no state left for gone clients"
+        );
     }
 }
