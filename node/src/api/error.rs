@@ -50,6 +50,15 @@ impl ApiFailure {
         )
     }
 
+    /// 413 `body_too_large`, wherever the body limit is met (announced, read, extracted).
+    pub fn body_too_large() -> ApiFailure {
+        ApiFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is too large",
+        )
+    }
+
     pub fn not_found(what: &str) -> ApiFailure {
         ApiFailure::new(
             StatusCode::NOT_FOUND,
@@ -122,11 +131,7 @@ impl From<AdmitError> for ApiFailure {
 impl From<BytesRejection> for ApiFailure {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiFailure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "request body is too large",
-            )
+            ApiFailure::body_too_large()
         } else {
             ApiFailure::new(r.status(), "bad_body", r.body_text())
         }

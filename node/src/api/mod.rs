@@ -203,12 +203,9 @@ async fn read_body(req: Request, limits: &ApiConfig) -> Result<Request, ApiFailu
             parts,
             axum::body::Body::from(collected.to_bytes()),
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiFailure::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "request body is too large",
-        )
-        .with_field("max", limits.max_body_bytes)),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiFailure::body_too_large().with_field("max", limits.max_body_bytes))
+        }
         Ok(Err(e)) => Err(ApiFailure::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
@@ -229,8 +226,8 @@ pub fn client_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
         .map_or(limits::UNKNOWN_CLIENT, |c| c.0.ip())
 }
 
-/// Rate limit and metrics for every request. Runs first, so a flood is refused before it costs
-/// anything but one atomic operation.
+/// Body announcement, rate limit, body read and metrics for every request. Runs first, so a
+/// flood is refused before it costs more than a cache lookup and one atomic operation.
 async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -245,13 +242,9 @@ async fn observe(State(ctx): State<ApiContext>, req: Request, next: Next) -> Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let response = if announced.is_some_and(|n| n > ctx.limits.max_body_bytes as u64) {
-        ApiFailure::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "request body is too large",
-        )
-        .with_field("max", ctx.limits.max_body_bytes)
-        .into_response()
+        ApiFailure::body_too_large()
+            .with_field("max", ctx.limits.max_body_bytes)
+            .into_response()
     } else if ctx.rate_limits.try_acquire(client_ip(req.extensions())) {
         // The body is read here, before the concurrency limit: a client that uploads slowly holds
         // its own connection (capped per client), not one of the permits everyone shares.
