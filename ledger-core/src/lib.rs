@@ -41,7 +41,7 @@ pub use block::{Block, BlockHeader, BodyError, CommittedBlock, SealedBlock};
 pub use crypto::{Keypair, PublicKey, Signature};
 pub use hash::Hash;
 pub use params::ConsensusParams;
-pub use tx::{SignedTransaction, Transaction, TxError, VerifiedTransaction};
+pub use tx::{Prechecked, SignedTransaction, Transaction, TxError, VerifiedTransaction};
 pub use types::{Address, Amount, ChainId, Height, Nonce, Round, TimestampMs};
 pub use validator::{IdentifiedSet, Validator, ValidatorSet};
 pub use vote::{CommitCertificate, SignedVote, Vote, VoteKind};

@@ -133,20 +133,14 @@ impl SignedTransaction {
 
     /// Every check that needs no state: chain, sizes, amounts, and the signature under the pinned rule.
     pub fn verify(self, chain_id: &ChainId) -> Result<VerifiedTransaction, TxError> {
-        let checked = self.check_stateless(chain_id)?;
-        let payload = codec::encode(&checked.tx.tx);
-        checked
-            .tx
-            .tx
-            .from
-            .verify(
-                Domain::Transaction,
-                chain_id,
-                &payload,
-                &checked.tx.signature,
-            )
-            .map_err(|_| TxError::BadSignature)?;
-        Ok(checked)
+        self.precheck(chain_id)?.verify_signature(chain_id)
+    }
+
+    /// The stateless checks without the signature, for callers that look at the sender's state
+    /// (nonce, balance, fee floor, duplicates) before paying for a signature check. The result
+    /// only becomes a [`VerifiedTransaction`] through [`Prechecked::verify_signature`].
+    pub fn precheck(self, chain_id: &ChainId) -> Result<Prechecked, TxError> {
+        self.check_stateless(chain_id).map(Prechecked)
     }
 
     /// The stateless checks without the signature. The result must not escape unverified: it is used
@@ -189,6 +183,44 @@ impl SignedTransaction {
             sender,
             tx: self,
         })
+    }
+}
+
+/// A transaction whose stateless checks passed and whose signature is not checked yet (see
+/// [`SignedTransaction::precheck`]). Hash, sender and size are cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prechecked(VerifiedTransaction);
+
+impl Prechecked {
+    pub fn tx(&self) -> &Transaction {
+        self.0.tx()
+    }
+    pub fn hash(&self) -> Hash {
+        self.0.hash
+    }
+    pub fn sender(&self) -> Address {
+        self.0.sender
+    }
+    pub fn encoded_len(&self) -> usize {
+        self.0.encoded_len
+    }
+
+    /// Checks the signature under the pinned rule.
+    pub fn verify_signature(self, chain_id: &ChainId) -> Result<VerifiedTransaction, TxError> {
+        let checked = self.0;
+        let payload = codec::encode(&checked.tx.tx);
+        checked
+            .tx
+            .tx
+            .from
+            .verify(
+                Domain::Transaction,
+                chain_id,
+                &payload,
+                &checked.tx.signature,
+            )
+            .map_err(|_| TxError::BadSignature)?;
+        Ok(checked)
     }
 }
 

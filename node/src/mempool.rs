@@ -5,9 +5,13 @@
 //! everyone else talks to it through a cloneable [`MempoolHandle`].
 //!
 //! Rules:
-//! - **Signatures are verified once**, by the handle before admission (in parallel for a batch);
-//!   the pool only holds `VerifiedTransaction`s and answers [`MempoolHandle::verified`] so block
-//!   validation can skip transactions it already checked.
+//! - **Signatures are verified once**, by the handle before admission (in parallel for a batch),
+//!   or by gossip validation for peers' transactions; the pool only holds `VerifiedTransaction`s
+//!   and answers [`MempoolHandle::verified`] so block validation can skip transactions it already
+//!   checked.
+//! - **Lanes**: the owner serves the consensus driver's requests first, then API clients, then
+//!   peers' gossip, each from a bounded queue of its own: a flood of gossip or submissions never
+//!   delays a block build or a commit.
 //! - **Nonce window**: `account.nonce <= nonce <= account.nonce + nonce_window`.
 //! - **Balance** covers the cost (amount + fee) of all the sender's pending transactions.
 //! - **Fee** at least `min_fee`; same sender and nonce with a higher fee **replaces**.
@@ -31,17 +35,20 @@ use ledger_core::{
     Address, Amount, ChainId, Hash, Nonce, SignedTransaction, TxError, VerifiedTransaction,
 };
 use rayon::prelude::*;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::MempoolConfig;
 use crate::metrics::Metrics;
 use crate::net_types::NetOutbound;
 use crate::store::StoreError;
 
-/// Messages queued to the mempool owner.
-const MEMPOOL_QUEUE_MSGS: usize = 4096;
-/// Batches of peer transactions verified at once; more are dropped.
-pub const PEER_VERIFICATIONS_IN_FLIGHT: usize = 4;
+/// Messages queued to the mempool owner from the consensus driver (candidates, commits): served
+/// before anything else.
+const DRIVER_QUEUE_MSGS: usize = 64;
+/// Messages queued from API clients (submissions, status and nonce reads) and the expiry ticker.
+const CLIENT_QUEUE_MSGS: usize = 4096;
+/// Batches of gossiped transactions queued (already verified); a full lane drops new ones.
+const PEER_QUEUE_BATCHES: usize = 64;
 
 /// Where the pool reads committed account state (the store, or a map in tests).
 pub trait AccountSource: Send + 'static {
@@ -750,10 +757,14 @@ pub enum MempoolError {
 /// A cheap, cloneable way to talk to the mempool owner.
 #[derive(Clone, Debug)]
 pub struct MempoolHandle {
+    /// The consensus driver's lane.
+    driver: mpsc::Sender<Msg>,
+    /// API clients and the ticker.
     tx: mpsc::Sender<Msg>,
+    /// Gossiped transactions.
+    peers: mpsc::Sender<Msg>,
     chain_id: ChainId,
     stats: watch::Receiver<PoolStats>,
-    peer_verifications: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
@@ -794,9 +805,15 @@ impl MempoolHandle {
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Msg,
     ) -> Result<T, MempoolError> {
+        Self::call_on(&self.tx, make).await
+    }
+
+    async fn call_on<T>(
+        lane: &mpsc::Sender<Msg>,
+        make: impl FnOnce(oneshot::Sender<T>) -> Msg,
+    ) -> Result<T, MempoolError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
+        lane.send(make(reply))
             .await
             .map_err(|_| MempoolError::Stopped)?;
         rx.await.map_err(|_| MempoolError::Stopped)
@@ -832,45 +849,26 @@ impl MempoolHandle {
         Ok(hashes.into_iter().zip(results).collect())
     }
 
-    /// Transactions gossiped by peers: verified and admitted without an answer, and not gossiped
-    /// again (gossipsub relays them itself). Dropped when [`PEER_VERIFICATIONS_IN_FLIGHT`] batches
-    /// are already being verified or the pool's queue is full: gossip is best effort, and a
-    /// flooding peer must not pile up work.
-    pub fn submit_from_peer(&self, txs: Vec<SignedTransaction>) {
-        let Ok(permit) = self.peer_verifications.clone().try_acquire_owned() else {
-            tracing::debug!(
-                txs = txs.len(),
-                "mempool: peer transactions dropped (verification busy)"
-            );
-            return;
-        };
-        let this = self.clone();
-        tokio::spawn(async move {
-            let chain = this.chain_id.clone();
-            let metrics = this.metrics.clone();
-            let Ok(verified) = tokio::task::spawn_blocking(move || {
-                metrics.time_signatures(|| verify_batch(txs, &chain))
-            })
-            .await
-            else {
-                return;
-            };
-            drop(permit);
-            let _ = this.tx.try_send(Msg::Submit {
-                txs: verified,
+    /// Peer transactions the network already verified: admitted without a second signature check
+    /// and without an answer, and not gossiped again (gossipsub relays them itself). Dropped when
+    /// the peer lane is full: gossip is best effort, and a flood must not pile up work.
+    pub fn submit_verified_from_peer(&self, txs: Vec<VerifiedTransaction>) {
+        let n = txs.len();
+        if self
+            .peers
+            .try_send(Msg::Submit {
+                txs: txs.into_iter().map(Ok).collect(),
                 from_peer: true,
                 reply: None,
-            });
-        });
-    }
-
-    /// Peer transactions the network already verified: admitted without a second signature check.
-    pub fn submit_verified_from_peer(&self, txs: Vec<VerifiedTransaction>) {
-        let _ = self.tx.try_send(Msg::Submit {
-            txs: txs.into_iter().map(Ok).collect(),
-            from_peer: true,
-            reply: None,
-        });
+            })
+            .is_err()
+        {
+            self.metrics.traffic_dropped("mempool_peer_lane");
+            tracing::debug!(
+                txs = n,
+                "mempool: peer transactions dropped (peer lane full)"
+            );
+        }
     }
 
     pub async fn status(&self, hash: Hash) -> Result<PoolStatus, MempoolError> {
@@ -886,7 +884,7 @@ impl MempoolHandle {
         max_txs: usize,
         max_bytes: usize,
     ) -> Result<Vec<VerifiedTransaction>, MempoolError> {
-        self.call(|reply| Msg::Candidates {
+        Self::call_on(&self.driver, |reply| Msg::Candidates {
             max_txs,
             max_bytes,
             reply,
@@ -896,7 +894,7 @@ impl MempoolHandle {
 
     /// Which of `hashes` are pending, i.e. already verified.
     pub async fn verified(&self, hashes: Vec<Hash>) -> Result<HashSet<Hash>, MempoolError> {
-        self.call(|reply| Msg::Verified { hashes, reply }).await
+        Self::call_on(&self.driver, |reply| Msg::Verified { hashes, reply }).await
     }
 
     /// Tells the pool a block was committed. Awaited: the pool must see every commit, in order,
@@ -906,7 +904,7 @@ impl MempoolHandle {
         included: Vec<Hash>,
         changed: Vec<(Address, Account)>,
     ) -> Result<(), MempoolError> {
-        self.tx
+        self.driver
             .send(Msg::Committed { included, changed })
             .await
             .map_err(|_| MempoolError::Stopped)
@@ -924,12 +922,12 @@ impl MempoolHandle {
 
     /// Stops the owner thread; later calls on any handle fail with [`MempoolError::Stopped`].
     pub async fn stop(&self) {
-        let _ = self.tx.send(Msg::Stop).await;
+        let _ = self.driver.send(Msg::Stop).await;
     }
 
     /// Drops candidates that can never be included (reported by block building).
     pub async fn drop_invalid(&self, txs: Vec<(Hash, TxError)>) -> Result<(), MempoolError> {
-        self.tx
+        self.driver
             .send(Msg::DropInvalid(txs))
             .await
             .map_err(|_| MempoolError::Stopped)
@@ -956,23 +954,37 @@ pub fn spawn<A: AccountSource>(
     gossip: Option<mpsc::Sender<NetOutbound>>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(MempoolHandle, MempoolThread)> {
-    let (tx, mut rx) = mpsc::channel::<Msg>(MEMPOOL_QUEUE_MSGS);
+    let (driver, mut driver_rx) = mpsc::channel::<Msg>(DRIVER_QUEUE_MSGS);
+    let (tx, mut rx) = mpsc::channel::<Msg>(CLIENT_QUEUE_MSGS);
+    let (peers, mut peers_rx) = mpsc::channel::<Msg>(PEER_QUEUE_BATCHES);
     let (stats_tx, stats) = watch::channel(PoolStats::default());
     let mut pool = Pool::new(cfg);
     let handle_metrics = metrics.clone();
+    // The owner runs on a thread of its own (admission reads RocksDB), with a runtime of one
+    // thread only to wait on its three lanes at once.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let thread = std::thread::Builder::new()
         .name("mempool".into())
         .spawn(move || {
-            while let Some(msg) = rx.blocking_recv() {
-                if matches!(msg, Msg::Stop) {
-                    break;
+            runtime.block_on(async move {
+                loop {
+                    let msg = tokio::select! {
+                        biased;
+                        Some(m) = driver_rx.recv() => m,
+                        Some(m) = rx.recv() => m,
+                        Some(m) = peers_rx.recv() => m,
+                        else => break,
+                    };
+                    if matches!(msg, Msg::Stop) {
+                        break;
+                    }
+                    handle_msg(&mut pool, &accounts, gossip.as_ref(), msg);
+                    let s = pool.stats();
+                    metrics.mempool_txs.set(s.txs as i64);
+                    metrics.mempool_bytes.set(s.bytes as i64);
+                    stats_tx.send_if_modified(|old| std::mem::replace(old, s) != s);
                 }
-                handle_msg(&mut pool, &accounts, gossip.as_ref(), msg);
-                let s = pool.stats();
-                metrics.mempool_txs.set(s.txs as i64);
-                metrics.mempool_bytes.set(s.bytes as i64);
-                stats_tx.send_if_modified(|old| std::mem::replace(old, s) != s);
-            }
+            });
         })?;
     // The ticker holds a weak sender so it does not keep the pool alive on its own.
     let weak = tx.downgrade();
@@ -986,10 +998,11 @@ pub fn spawn<A: AccountSource>(
         }
     });
     let handle = MempoolHandle {
+        driver,
         tx,
+        peers,
         chain_id,
         stats,
-        peer_verifications: Arc::new(Semaphore::new(PEER_VERIFICATIONS_IN_FLIGHT)),
         metrics: handle_metrics,
     };
     Ok((handle, MempoolThread(thread)))

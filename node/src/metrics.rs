@@ -46,6 +46,11 @@ pub struct Metrics {
     pub gossip_received: CounterFamily,
     pub gossip_sent: CounterFamily,
     pub gossip_rejected: CounterFamily,
+    pub gossip_ignored: CounterFamily,
+    pub gossip_tx_skipped: CounterFamily,
+    pub gossip_signature_checks: CounterFamily,
+    pub peers_blocked: Counter,
+    pub traffic_dropped: CounterFamily,
     pub signature_verify_seconds: Histogram,
 }
 
@@ -180,6 +185,39 @@ impl Metrics {
              by topic and reason",
             gossip_rejected.clone(),
         );
+        let gossip_ignored = CounterFamily::default();
+        registry.register(
+            "gossip_messages_ignored",
+            "Gossip messages not relayed and not handed on, by topic and reason: useless ones \
+             (stale, known, nothing new; charged to the sender's budget) and ones this node cannot \
+             use now (future heights, validation saturated)",
+            gossip_ignored.clone(),
+        );
+        let gossip_tx_skipped = CounterFamily::default();
+        registry.register(
+            "gossip_txs_skipped",
+            "Gossiped transactions set aside before their signature was checked, by reason \
+             (known, committed, unfunded, below_fee_floor, beyond_nonce_window)",
+            gossip_tx_skipped.clone(),
+        );
+        let gossip_signature_checks = CounterFamily::default();
+        registry.register(
+            "gossip_signature_checks",
+            "Signatures checked by gossip validation, by topic (one per transaction or message)",
+            gossip_signature_checks.clone(),
+        );
+        let peers_blocked = Counter::default();
+        registry.register(
+            "peers_blocked",
+            "Peers disconnected and blocked for sending invalid or useless traffic",
+            peers_blocked.clone(),
+        );
+        let traffic_dropped = CounterFamily::default();
+        registry.register(
+            "traffic_dropped",
+            "Valid work dropped because its class's queue was full, by class (txs, sync_serve)",
+            traffic_dropped.clone(),
+        );
         // 10 us .. ~1.3 s
         let signature_verify_seconds = Histogram::new(exponential_buckets(0.00001, 2.0, 18));
         registry.register(
@@ -210,6 +248,11 @@ impl Metrics {
             gossip_received,
             gossip_sent,
             gossip_rejected,
+            gossip_ignored,
+            gossip_tx_skipped,
+            gossip_signature_checks,
+            peers_blocked,
+            traffic_dropped,
             signature_verify_seconds,
         }
     }
@@ -259,6 +302,34 @@ impl Metrics {
     pub fn gossip_rejected(&self, topic: &str, reason: &str) {
         self.gossip_rejected
             .get_or_create(&labels(&[("topic", topic), ("reason", reason)]))
+            .inc();
+    }
+
+    /// A gossip message was neither relayed nor handed on (not an invalid one).
+    pub fn gossip_ignored(&self, topic: &str, reason: &str) {
+        self.gossip_ignored
+            .get_or_create(&labels(&[("topic", topic), ("reason", reason)]))
+            .inc();
+    }
+
+    /// A gossiped transaction was set aside before its signature check.
+    pub fn gossip_tx_skipped(&self, reason: &str) {
+        self.gossip_tx_skipped
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+    }
+
+    /// Gossip validation checked `n` signatures of `topic`.
+    pub fn gossip_signature_checks(&self, topic: &str, n: u64) {
+        self.gossip_signature_checks
+            .get_or_create(&labels(&[("topic", topic)]))
+            .inc_by(n);
+    }
+
+    /// Valid work of `class` was dropped on a full queue.
+    pub fn traffic_dropped(&self, class: &str) {
+        self.traffic_dropped
+            .get_or_create(&labels(&[("class", class)]))
             .inc();
     }
 

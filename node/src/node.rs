@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ledger_core::genesis::{Genesis, GenesisError};
 use ledger_core::state::State;
 use ledger_core::validation::ParentBlock;
-use ledger_core::{Hash, Height, Keypair};
+use ledger_core::{Address, Hash, Height, Keypair};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -22,7 +22,10 @@ use crate::consensus::{Driver, DriverError, DriverParts, Head, head_info};
 use crate::events::{HeadInfo, NodeEvent};
 use crate::mempool::{self, MempoolHandle};
 use crate::metrics::Metrics;
-use crate::net_types::{NET_INBOUND_QUEUE_MSGS, NET_OUTBOUND_QUEUE_MSGS, NetInbound, NetOutbound};
+use crate::net_types::{
+    NET_INBOUND_QUEUE_MSGS, NET_OUTBOUND_QUEUE_MSGS, NetInbound, NetOutbound,
+    SYNC_INBOUND_QUEUE_MSGS, SYNC_REFUSED_QUEUE_MSGS,
+};
 use crate::network::PeerInfo;
 use crate::store::{Store, StoreError};
 
@@ -72,16 +75,24 @@ pub fn read_genesis(path: &Path) -> Result<Genesis, NodeError> {
     })
 }
 
-/// The network's ends of the driver's channels, and where it publishes its peers. With no
+/// The network's ends of the node's channels, and where it publishes its peers. With no
 /// network, drop them: the node then runs alone (a one-validator chain commits by itself).
 #[derive(Debug)]
 pub struct NetEnds {
-    /// Proposals, votes, transactions and evidence to gossip.
-    pub outbound: mpsc::Receiver<NetOutbound>,
-    /// Where the network delivers what it received.
-    pub inbound: mpsc::Sender<NetInbound>,
+    /// Proposals, votes and evidence to gossip (from the driver).
+    pub consensus_out: mpsc::Receiver<NetOutbound>,
+    /// Transactions admitted through the API, to gossip (from the mempool).
+    pub transactions_out: mpsc::Receiver<NetOutbound>,
+    /// Where the network delivers validated proposals and votes (to the driver).
+    pub consensus_in: mpsc::Sender<NetInbound>,
+    /// Where sync delivers blocks and the syncing flag (to the driver).
+    pub sync_in: mpsc::Sender<NetInbound>,
+    /// Heights of synced blocks the driver refused, so sync can blame the peer that served them.
+    pub sync_refused: mpsc::Receiver<Height>,
     /// The connected peers, for `/v1/peers` and `/v1/status`.
     pub peers: watch::Sender<Vec<PeerInfo>>,
+    /// This node's validator address, if it is one.
+    pub me: Option<Address>,
 }
 
 /// A started node.
@@ -183,13 +194,16 @@ pub async fn start(
         .height
         .set(i64::try_from(head.parent.height.0).unwrap_or(i64::MAX));
     let (net_out, net_out_rx) = mpsc::channel(NET_OUTBOUND_QUEUE_MSGS);
+    let (tx_out, tx_out_rx) = mpsc::channel(NET_OUTBOUND_QUEUE_MSGS);
     let (net_in_tx, net_in) = mpsc::channel(NET_INBOUND_QUEUE_MSGS);
+    let (sync_in_tx, sync_in) = mpsc::channel(SYNC_INBOUND_QUEUE_MSGS);
+    let (sync_refused_tx, sync_refused) = mpsc::channel(SYNC_REFUSED_QUEUE_MSGS);
     let (peers_tx, peers) = watch::channel(Vec::new());
     let (mempool, mempool_thread) = mempool::spawn(
         cfg.mempool.clone(),
         genesis.chain_id().clone(),
         store.clone(),
-        Some(net_out.clone()),
+        Some(tx_out),
         metrics.clone(),
     )
     .map_err(NodeError::Thread)?;
@@ -210,6 +224,8 @@ pub async fn start(
         mempool: mempool.clone(),
         net_out,
         net_in,
+        sync_in,
+        sync_refused: sync_refused_tx,
         head_tx,
         events: events.clone(),
         metrics: metrics.clone(),
@@ -262,9 +278,13 @@ pub async fn start(
         head: head_rx,
         metrics,
         net: Some(NetEnds {
-            outbound: net_out_rx,
-            inbound: net_in_tx,
+            consensus_out: net_out_rx,
+            transactions_out: tx_out_rx,
+            consensus_in: net_in_tx,
+            sync_in: sync_in_tx,
+            sync_refused,
             peers: peers_tx,
+            me: validator,
         }),
         shutdown,
         driver,

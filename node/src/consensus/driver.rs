@@ -48,7 +48,12 @@ pub struct DriverParts {
     pub head: Head,
     pub mempool: MempoolHandle,
     pub net_out: mpsc::Sender<NetOutbound>,
+    /// Validated proposals and votes.
     pub net_in: mpsc::Receiver<NetInbound>,
+    /// Synced blocks and the syncing flag: read after consensus messages.
+    pub sync_in: mpsc::Receiver<NetInbound>,
+    /// Where the heights of refused synced blocks go (sync blames the peer that served them).
+    pub sync_refused: mpsc::Sender<Height>,
     pub head_tx: watch::Sender<HeadInfo>,
     pub events: broadcast::Sender<NodeEvent>,
     pub metrics: Arc<Metrics>,
@@ -97,6 +102,8 @@ pub struct Driver {
     pool_stats: watch::Receiver<PoolStats>,
     net_out: mpsc::Sender<NetOutbound>,
     net_in: mpsc::Receiver<NetInbound>,
+    sync_in: mpsc::Receiver<NetInbound>,
+    sync_refused: mpsc::Sender<Height>,
     head_tx: watch::Sender<HeadInfo>,
     events: broadcast::Sender<NodeEvent>,
     metrics: Arc<Metrics>,
@@ -131,6 +138,8 @@ impl Driver {
             mempool: parts.mempool,
             net_out: parts.net_out,
             net_in: parts.net_in,
+            sync_in: parts.sync_in,
+            sync_refused: parts.sync_refused,
             head_tx: parts.head_tx,
             events: parts.events,
             metrics: parts.metrics,
@@ -156,6 +165,7 @@ impl Driver {
     pub async fn run(mut self) -> Result<(), DriverError> {
         self.handle(Event::Start).await?;
         let mut net_open = true;
+        let mut sync_open = true;
         let mut pool_open = true;
         loop {
             let deadline = self.clock.instant(self.engine.next_deadline_ms());
@@ -180,6 +190,12 @@ impl Driver {
                 msg = self.net_in.recv(), if net_open => match msg {
                     Some(m) => self.on_net(m).await?,
                     None => net_open = false,
+                },
+                // After consensus: applying a synced batch takes long, and a vote must not wait
+                // behind it.
+                msg = self.sync_in.recv(), if sync_open => match msg {
+                    Some(m) => self.on_net(m).await?,
+                    None => sync_open = false,
                 },
             }
         }
@@ -249,6 +265,8 @@ impl Driver {
             }
             Effect::SyncRefused { height, reason } => {
                 tracing::warn!(%height, %reason, "synced block refused; the rest of its batch is dropped");
+                // Best effort: sync also notices a head that stops moving.
+                let _ = self.sync_refused.try_send(height);
             }
         }
         Ok(None)
@@ -334,14 +352,6 @@ impl Driver {
     async fn on_net(&mut self, msg: NetInbound) -> Result<(), DriverError> {
         match msg {
             NetInbound::VerifiedConsensus(m) => self.handle(Event::Verified(m)).await,
-            NetInbound::Transactions(txs) => {
-                self.mempool.submit_from_peer(txs);
-                Ok(())
-            }
-            NetInbound::VerifiedTransactions(txs) => {
-                self.mempool.submit_verified_from_peer(txs);
-                Ok(())
-            }
             NetInbound::Blocks(blocks) => self.handle(Event::Synced(blocks)).await,
             NetInbound::Syncing(syncing) => {
                 self.head_tx

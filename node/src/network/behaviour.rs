@@ -42,12 +42,12 @@ pub(crate) fn build_swarm(
         .map_err(|e| setup(&e))?
         .with_behaviour(|key| {
             let local = key.public().to_peer_id();
-            let gossipsub = gossipsub_behaviour(key, &genesis_hash)?;
+            let gossipsub = gossipsub_behaviour(&genesis_hash)?;
             let sync = request_response::cbor::Behaviour::with_codec(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(1024)
                     .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES as u64),
-                [(StreamProtocol::new("/ledger/sync/1"), ProtocolSupport::Full)],
+                [(StreamProtocol::new("/ledger/sync/2"), ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),
@@ -85,21 +85,25 @@ pub(crate) fn build_swarm(
 }
 
 fn gossipsub_behaviour(
-    key: &libp2p::identity::Keypair,
     genesis_hash: &Hash,
 ) -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
-        .validation_mode(ValidationMode::Strict)
+        // No libp2p signature, source or sequence number: what the messages carry is signed by
+        // its author (transactions, proposals, votes), so checking a second signature on every copy
+        // would only cost time. Penalties go to the peer that delivered a message.
+        .validation_mode(ValidationMode::Anonymous)
         // The application validates every message before it is relayed.
         .validate_messages()
-        // Ids address the content *and* the publication (signed source + sequence number): copies
-        // relayed by different peers are one message, but a deliberate re-publication of the same
-        // bytes (consensus retransmits its own votes when a round makes no progress) is a new one.
+        // Content-addressed ids: every copy of the same bytes is one message, however and by
+        // whomever it is re-published, so a replay costs a hash and a cache lookup. Consensus
+        // retransmission makes its bytes differ on purpose (`wire::ConsensusGossip::Resend`).
         .message_id_fn(|m: &gossipsub::Message| {
-            let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
-            let seqno = m.sequence_number.unwrap_or(0).to_le_bytes();
-            gossipsub::MessageId::from(Hash::digest_parts(&[&source, &seqno, &m.data]).0.to_vec())
+            gossipsub::MessageId::from(
+                Hash::digest_parts(&[m.topic.as_str().as_bytes(), &m.data])
+                    .0
+                    .to_vec(),
+            )
         })
         .max_transmit_size(MAX_GOSSIP_BYTES)
         .duplicate_cache_time(Duration::from_secs(120))
@@ -107,8 +111,7 @@ fn gossipsub_behaviour(
         // reaches everyone in one hop.
         .flood_publish(true)
         .build()?;
-    let mut behaviour =
-        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)?;
+    let mut behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
     let mut params = gossipsub::PeerScoreParams {
         // Local testnets run every node on one IP: co-location is expected, not an attack.
         ip_colocation_factor_weight: 0.0,

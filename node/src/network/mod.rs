@@ -3,23 +3,35 @@
 //!
 //! - Transport: TCP + noise + yamux.
 //! - Gossipsub carries transactions and consensus messages on topics named after the genesis hash
-//!   (nodes of different chains never mix). Every message is validated by the application (the
-//!   [`Validator`] given to [`spawn`]) *before* gossipsub relays it; a rejected message penalises its
-//!   sender in gossipsub's peer score, and a peer that keeps sending invalid messages is blocked.
-//!   Message ids hash the data with its signed source and sequence number: relayed copies are one
-//!   message, while a node's deliberate re-publication (consensus retransmission) goes out again.
-//! - Request-response (`/ledger/sync/1`, CBOR) answers head-height and block-range requests for
-//!   catch-up; serving reads the store off the event loop.
+//!   (nodes of different chains never mix). Messages are anonymous (no libp2p signature: what they
+//!   carry is signed by its author, so a second signature would only cost a check per copy) and
+//!   their ids are content hashes: every copy of the same bytes is one message, and a replay is
+//!   dropped by gossipsub's duplicate cache before anything else looks at it. Every message is
+//!   validated by the application (the [`Validator`] given to [`spawn`]) *before* gossipsub relays
+//!   it.
+//! - Request-response (`/ledger/sync/2`, CBOR) answers head-height and block-range requests for
+//!   catch-up; serving reads the store off the event loop, with a per-peer share of the serve slots
+//!   and responses no larger than the requester asked for.
 //! - Identify + Kademlia: nodes that only know a bootnode learn about each other and connect.
 //! - Connection limits bound the peer count; message and response sizes are bounded.
 //!
-//! The validator runs on blocking threads with a bounded number in flight: when validation falls
-//! behind, new messages are ignored (not relayed, not penalised), which is gossip's normal
-//! back-pressure.
+//! Traffic classes do not share queues: consensus and transaction gossip have their own validation
+//! budgets ([`MAX_CONSENSUS_VALIDATIONS`], [`MAX_TX_VALIDATIONS`]) and their own queues to the
+//! application ([`NetEvents`]); consensus publications and verdicts travel on a priority lane of
+//! commands that is drained before the bulk lane. When a class's validation falls behind, its new
+//! messages are ignored (not relayed, not penalised): gossip's normal back-pressure, and it never
+//! spills into the other class.
+//!
+//! Penalties: an invalid message ([`Verdict::Reject`]) penalises its sender in gossipsub's peer
+//! score and counts against it here; a useless one ([`Verdict::Useless`]: stale, already known,
+//! nothing new) is charged to the sender's budget ([`USELESS_BURST`] messages, refilled at
+//! [`USELESS_PER_SEC`]), and once that is spent it counts as invalid. A peer at
+//! [`MAX_INVALID_MESSAGES_PER_PEER`] is disconnected and blocked for [`BLOCK_DURATION`]. Per-peer
+//! records live in LRU maps of [`MAX_TRACKED_PEERS`] entries, so new peer ids cost bounded memory.
 //!
 //! Metrics: `ledger_peers` follows the connected peer set; gossip messages received (before
-//! validation), published, and rejected by validation are counted per topic
-//! ([`Topic::label`]), rejections also per reason.
+//! validation), published, rejected and ignored by validation are counted per topic
+//! ([`Topic::label`]), rejections and ignores also per reason; blocked peers are counted.
 
 mod behaviour;
 pub mod control;
@@ -28,11 +40,12 @@ mod store_source;
 pub mod sync;
 pub mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use hashlink::LruCache;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
@@ -52,18 +65,36 @@ pub use ledger_core::params::MAX_GOSSIP_BYTES;
 pub use ledger_core::params::MAX_SYNC_RESPONSE_BYTES;
 /// Most blocks one sync request may ask for.
 pub const MAX_BLOCKS_PER_REQUEST: u64 = 256;
-/// Gossip messages validated at once; beyond this, new messages are ignored.
-const MAX_VALIDATIONS_IN_FLIGHT: usize = 512;
+/// Consensus messages validated at once (one signature each); beyond this, new ones are ignored.
+pub const MAX_CONSENSUS_VALIDATIONS: usize = 256;
+/// Transaction batches validated at once (each checks up to 2,000 signatures on every core).
+pub const MAX_TX_VALIDATIONS: usize = 4;
 /// Invalid messages (garbage, bad signatures: never produced by honest nodes, whose stale messages
 /// are ignored rather than rejected) a peer may send before it is blocked. Gossipsub graylists the
 /// peer at about the same count (score weight -10, squared), after which its messages stop arriving.
-const MAX_INVALID_MESSAGES_PER_PEER: u32 = 3;
-/// Commands queued to the event loop.
+pub const MAX_INVALID_MESSAGES_PER_PEER: u32 = 3;
+/// Useless messages (stale, known, nothing new) a peer may send in a burst before they count as
+/// invalid. Honest peers send a few per height (votes that arrive after the decision).
+pub const USELESS_BURST: f64 = 64.0;
+/// The rate at which a peer's budget of useless messages refills, per second.
+pub const USELESS_PER_SEC: f64 = 16.0;
+/// How long a penalised peer stays blocked.
+pub const BLOCK_DURATION: Duration = Duration::from_secs(600);
+/// Peers with a penalty record, and blocked peers, kept at most (least recently seen dropped).
+pub const MAX_TRACKED_PEERS: usize = 1024;
+/// Priority commands queued to the event loop (consensus publications and verdicts, control).
+const PRIORITY_QUEUE_LEN: usize = 1024;
+/// Bulk commands queued to the event loop (transaction gossip, sync).
 const COMMAND_QUEUE_LEN: usize = 1024;
-/// Events queued to the application.
-const EVENT_QUEUE_LEN: usize = 4096;
-/// Block-range requests served at once.
+/// Validated consensus messages queued to the application (a full queue holds validation back).
+const CONSENSUS_EVENT_QUEUE_LEN: usize = 1024;
+/// Validated transaction batches queued to the application (a full queue drops the batch).
+const TX_EVENT_QUEUE_LEN: usize = 16;
+/// Peer head heights queued to the application (a full queue drops one; the next poll repeats it).
+const HEAD_EVENT_QUEUE_LEN: usize = 256;
+/// Block-range requests served at once, in all and per peer.
 const MAX_SERVES_IN_FLIGHT: usize = 16;
+const MAX_SERVES_PER_PEER: usize = 4;
 
 /// What a gossip message is about. Each kind has its own topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,13 +123,19 @@ impl Topic {
     }
 }
 
-/// The application's verdict on a gossip message.
+/// The application's verdict on a gossip message. Reasons are short snake_case codes from a
+/// small fixed set: they label `ledger_gossip_messages_rejected_total` and `..._ignored_total`.
 #[derive(Debug)]
 pub enum Verdict<M> {
     /// Valid: relay it and hand `M` to the application.
     Accept(M),
-    /// Not useful (e.g. stale) but not malicious: do not relay, do not penalise.
-    Ignore,
+    /// Not useful to this node now, through no fault of the sender (a height this node has not
+    /// reached): do not relay, do not penalise.
+    Ignore(&'static str),
+    /// Useless in a way honest peers seldom are (stale, already known, nothing new): do not
+    /// relay; charged to the sender's budget of useless messages ([`USELESS_BURST`]), and
+    /// penalised like an invalid message once it is spent.
+    Useless(&'static str),
     /// Invalid: do not relay, penalise the sender. The reason is a short snake_case code
     /// (`undecodable`, `bad_signature`, ...): it labels `ledger_gossip_messages_rejected_total`,
     /// so it comes from a small fixed set.
@@ -161,6 +198,39 @@ pub enum NetEvent<M> {
     PeerHead { peer: PeerId, height: u64 },
 }
 
+/// The network's queues to the application, one per traffic class, so a flood of one class never
+/// delays or drops another: validated consensus messages, validated transaction batches, and
+/// peers' head heights.
+#[derive(Debug)]
+pub struct NetEvents<M> {
+    pub consensus: mpsc::Receiver<NetEvent<M>>,
+    pub transactions: mpsc::Receiver<NetEvent<M>>,
+    pub heads: mpsc::Receiver<NetEvent<M>>,
+}
+
+impl<M> NetEvents<M> {
+    /// The next event of any class, consensus first (for tools and tests that take them all in
+    /// one place). `None` once every queue is closed.
+    pub async fn recv(&mut self) -> Option<NetEvent<M>> {
+        tokio::select! {
+            biased;
+            Some(e) = self.consensus.recv() => Some(e),
+            Some(e) = self.transactions.recv() => Some(e),
+            Some(e) = self.heads.recv() => Some(e),
+            else => None,
+        }
+    }
+
+    /// An event already queued, consensus first.
+    pub fn try_recv(&mut self) -> Option<NetEvent<M>> {
+        self.consensus
+            .try_recv()
+            .or_else(|_| self.transactions.try_recv())
+            .or_else(|_| self.heads.try_recv())
+            .ok()
+    }
+}
+
 /// A connected peer, for the API and the testnet's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerInfo {
@@ -186,7 +256,13 @@ pub enum NetworkError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum SyncRequest {
     Status,
-    Blocks { from: u64, to: u64 },
+    /// Committed blocks `from..=to`, answered with at most `max_bytes` of them (and never more
+    /// than [`MAX_SYNC_RESPONSE_BYTES`]): the requester decides how much it takes in at once.
+    Blocks {
+        from: u64,
+        to: u64,
+        max_bytes: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,24 +300,44 @@ enum Command {
         peer: PeerId,
         from: u64,
         to: u64,
+        max_bytes: u64,
         reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetworkError>>,
     },
     Validated {
         id: MessageId,
         source: PeerId,
-        acceptance: MessageAcceptance,
+        topic: Topic,
+        outcome: Outcome,
     },
     Serve {
+        peer: PeerId,
+        blocks: bool,
         channel: ResponseChannel<SyncResponse>,
         response: SyncResponse,
+    },
+    /// The application found a peer's traffic outside gossip invalid (a forged sync chunk).
+    Penalise {
+        peer: PeerId,
+        reason: &'static str,
     },
     SetIsolated(bool),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
 }
 
+/// A validation's outcome, reported back to the event loop.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Accept,
+    Ignore,
+    Useless(&'static str),
+    Reject,
+}
+
 /// A cheap, cloneable way to talk to the network task.
 #[derive(Clone, Debug)]
 pub struct NetworkHandle {
+    /// Consensus publications and control: drained before `commands`.
+    priority: mpsc::Sender<Command>,
     commands: mpsc::Sender<Command>,
     peers: watch::Receiver<Vec<PeerInfo>>,
     local_peer_id: PeerId,
@@ -254,6 +350,7 @@ impl std::fmt::Debug for Command {
             Command::RequestBlocks { .. } => "RequestBlocks",
             Command::Validated { .. } => "Validated",
             Command::Serve { .. } => "Serve",
+            Command::Penalise { .. } => "Penalise",
             Command::SetIsolated(_) => "SetIsolated",
             Command::ListenAddrs(_) => "ListenAddrs",
         })
@@ -265,20 +362,26 @@ impl NetworkHandle {
         self.local_peer_id
     }
 
-    /// Gossips `data` on `topic`. Dropped (with a debug log) when the command queue is full:
-    /// gossip is best-effort and consensus retransmits through its timeouts.
+    /// Gossips `data` on `topic` (consensus on the priority lane). Dropped (with a debug log)
+    /// when the lane is full: gossip is best-effort and consensus retransmits through its timeouts.
     pub fn publish(&self, topic: Topic, data: Vec<u8>) {
-        if let Err(e) = self.commands.try_send(Command::Publish { topic, data }) {
-            tracing::debug!(%e, "gossip publish dropped: network command queue full or closed");
+        let lane = match topic {
+            Topic::Consensus => &self.priority,
+            Topic::Transactions => &self.commands,
+        };
+        if let Err(e) = lane.try_send(Command::Publish { topic, data }) {
+            tracing::debug!(%e, ?topic, "gossip publish dropped: network command queue full or closed");
         }
     }
 
-    /// Asks `peer` for the committed blocks `from..=to` (at most [`MAX_BLOCKS_PER_REQUEST`]).
+    /// Asks `peer` for the committed blocks `from..=to` (at most [`MAX_BLOCKS_PER_REQUEST`]),
+    /// at most `max_bytes` of them.
     pub async fn request_blocks(
         &self,
         peer: PeerId,
         from: u64,
         to: u64,
+        max_bytes: u64,
     ) -> Result<Vec<Vec<u8>>, NetworkError> {
         let (reply, rx) = oneshot::channel();
         self.commands
@@ -286,11 +389,19 @@ impl NetworkHandle {
                 peer,
                 from,
                 to,
+                max_bytes,
                 reply,
             })
             .await
             .map_err(|_| NetworkError::Stopped)?;
         rx.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// Counts an invalid message from `peer` outside gossip (e.g. a sync chunk that does not
+    /// decode or whose certificate fails): like a rejected gossip message, it brings the peer
+    /// closer to being blocked.
+    pub fn penalise(&self, peer: PeerId, reason: &'static str) {
+        let _ = self.priority.try_send(Command::Penalise { peer, reason });
     }
 
     /// Connected peers, updated by the event loop.
@@ -300,7 +411,7 @@ impl NetworkHandle {
 
     /// Cuts this node off (disconnects every peer and refuses new connections) or heals it.
     pub async fn set_isolated(&self, isolated: bool) -> Result<(), NetworkError> {
-        self.commands
+        self.priority
             .send(Command::SetIsolated(isolated))
             .await
             .map_err(|_| NetworkError::Stopped)
@@ -309,7 +420,7 @@ impl NetworkHandle {
     /// The addresses this node listens on (with its peer id), once bound.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
+        self.priority
             .send(Command::ListenAddrs(tx))
             .await
             .map_err(|_| NetworkError::Stopped)?;
@@ -318,25 +429,25 @@ impl NetworkHandle {
 }
 
 /// Starts the network task with metrics of its own (a peer outside a node: tools, tests).
-/// Returns the handle and the stream of validated messages.
+/// Returns the handle and the queues of validated messages.
 pub fn spawn<M: Send + 'static>(
     keypair: libp2p::identity::Keypair,
     config: NetworkConfig,
     validator: Validator<M>,
     blocks: Arc<dyn BlockSource>,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent<M>>), NetworkError> {
+) -> Result<(NetworkHandle, NetEvents<M>), NetworkError> {
     spawn_with_metrics(keypair, config, validator, blocks, Arc::new(Metrics::new()))
 }
 
 /// Starts the network task, reporting into the node's `metrics` (peers, gossip counts).
-/// Returns the handle and the stream of validated messages.
+/// Returns the handle and the queues of validated messages.
 pub fn spawn_with_metrics<M: Send + 'static>(
     keypair: libp2p::identity::Keypair,
     config: NetworkConfig,
     validator: Validator<M>,
     blocks: Arc<dyn BlockSource>,
     metrics: Arc<Metrics>,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent<M>>), NetworkError> {
+) -> Result<(NetworkHandle, NetEvents<M>), NetworkError> {
     let mut swarm = behaviour::build_swarm(keypair, &config)?;
     let mut topics = HashMap::new();
     for t in Topic::ALL {
@@ -370,26 +481,35 @@ pub fn spawn_with_metrics<M: Send + 'static>(
         let _ = metrics.gossip_sent.get_or_create(&topic_label(t));
     }
     let local_peer_id = *swarm.local_peer_id();
+    let (priority_tx, priority_rx) = mpsc::channel(PRIORITY_QUEUE_LEN);
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
-    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE_LEN);
+    let (consensus_tx, consensus_rx) = mpsc::channel(CONSENSUS_EVENT_QUEUE_LEN);
+    let (txs_tx, txs_rx) = mpsc::channel(TX_EVENT_QUEUE_LEN);
+    let (heads_tx, heads_rx) = mpsc::channel(HEAD_EVENT_QUEUE_LEN);
     let (peers_tx, peers_rx) = watch::channel(Vec::new());
     let event_loop = EventLoop {
         swarm,
         config,
         topics,
+        priority: priority_rx,
         commands: cmd_rx,
+        self_priority: priority_tx.clone(),
         self_commands: cmd_tx.clone(),
-        events: event_tx,
+        consensus_events: consensus_tx,
+        tx_events: txs_tx,
+        head_events: heads_tx,
         peers_tx,
         validator,
         blocks,
-        validations: Arc::new(Semaphore::new(MAX_VALIDATIONS_IN_FLIGHT)),
+        consensus_validations: Arc::new(Semaphore::new(MAX_CONSENSUS_VALIDATIONS)),
+        tx_validations: Arc::new(Semaphore::new(MAX_TX_VALIDATIONS)),
         serves: Arc::new(Semaphore::new(MAX_SERVES_IN_FLIGHT)),
+        serving: HashMap::new(),
         pending_blocks: HashMap::new(),
         connected: HashMap::new(),
         heights: HashMap::new(),
-        invalid_counts: HashMap::new(),
-        blocked: HashSet::new(),
+        records: LruCache::new(MAX_TRACKED_PEERS),
+        blocked: LruCache::new(MAX_TRACKED_PEERS),
         isolated: false,
         book,
         metrics,
@@ -397,11 +517,16 @@ pub fn spawn_with_metrics<M: Send + 'static>(
     tokio::spawn(event_loop.run());
     Ok((
         NetworkHandle {
+            priority: priority_tx,
             commands: cmd_tx,
             peers: peers_rx,
             local_peer_id,
         },
-        event_rx,
+        NetEvents {
+            consensus: consensus_rx,
+            transactions: txs_rx,
+            heads: heads_rx,
+        },
     ))
 }
 
@@ -421,44 +546,99 @@ fn split_peer_id(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
 
 type BlocksReply = oneshot::Sender<Result<Vec<Vec<u8>>, NetworkError>>;
 
+/// What this node holds against a peer (bounded: an LRU of [`MAX_TRACKED_PEERS`]).
+#[derive(Debug, Clone, Copy)]
+struct PeerRecord {
+    /// Invalid messages so far; at [`MAX_INVALID_MESSAGES_PER_PEER`] the peer is blocked.
+    invalid: u32,
+    /// What is left of the budget of useless messages ([`USELESS_BURST`] at most).
+    useless_budget: f64,
+    refilled: Instant,
+}
+
+impl PeerRecord {
+    fn new(now: Instant) -> PeerRecord {
+        PeerRecord {
+            invalid: 0,
+            useless_budget: USELESS_BURST,
+            refilled: now,
+        }
+    }
+
+    /// Spends one useless message; `false` when the budget was already spent.
+    fn charge_useless(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.useless_budget = (self.useless_budget + elapsed * USELESS_PER_SEC).min(USELESS_BURST);
+        self.refilled = now;
+        if self.useless_budget >= 1.0 {
+            self.useless_budget -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 struct EventLoop<M> {
     swarm: Swarm<Behaviour>,
     config: NetworkConfig,
     topics: HashMap<TopicHash, Topic>,
+    priority: mpsc::Receiver<Command>,
     commands: mpsc::Receiver<Command>,
     /// For validation and serving tasks to report back into the loop.
+    self_priority: mpsc::Sender<Command>,
     self_commands: mpsc::Sender<Command>,
-    events: mpsc::Sender<NetEvent<M>>,
+    consensus_events: mpsc::Sender<NetEvent<M>>,
+    tx_events: mpsc::Sender<NetEvent<M>>,
+    head_events: mpsc::Sender<NetEvent<M>>,
     peers_tx: watch::Sender<Vec<PeerInfo>>,
     validator: Validator<M>,
     blocks: Arc<dyn BlockSource>,
-    validations: Arc<Semaphore>,
+    consensus_validations: Arc<Semaphore>,
+    tx_validations: Arc<Semaphore>,
     serves: Arc<Semaphore>,
+    /// Block-range requests being served, per peer (entries removed at zero).
+    serving: HashMap<PeerId, usize>,
     pending_blocks: HashMap<OutboundRequestId, (PeerId, BlocksReply)>,
     connected: HashMap<PeerId, Multiaddr>,
     heights: HashMap<PeerId, u64>,
-    invalid_counts: HashMap<PeerId, u32>,
-    blocked: HashSet<PeerId>,
+    records: LruCache<PeerId, PeerRecord>,
+    /// Blocked peers and when they may come back.
+    blocked: LruCache<PeerId, Instant>,
     isolated: bool,
     /// Listen addresses (with peer id) of peers met, newest last; persisted to `peer_book`.
     book: Vec<Multiaddr>,
     metrics: Arc<Metrics>,
 }
 
+/// Priority commands handled before the loop looks at anything else, per turn.
+const PRIORITY_BATCH: usize = 64;
+
 impl<M: Send + 'static> EventLoop<M> {
     async fn run(mut self) {
         let mut status_poll = tokio::time::interval(Duration::from_millis(500));
         let mut discovery = tokio::time::interval(Duration::from_secs(5));
         loop {
+            // The priority lane first, bounded so the swarm is still polled under a flood.
+            for _ in 0..PRIORITY_BATCH {
+                match self.priority.try_recv() {
+                    Ok(c) => self.on_command(c),
+                    Err(_) => break,
+                }
+            }
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(command) = self.priority.recv() => self.on_command(command),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     // Every handle is gone, including our own: the node is shutting down.
                     None => return,
                 },
                 _ = status_poll.tick() => self.poll_status(),
-                _ = discovery.tick() => self.discover(),
+                _ = discovery.tick() => {
+                    self.unblock_expired();
+                    self.discover();
+                }
             }
         }
     }
@@ -527,37 +707,48 @@ impl<M: Send + 'static> EventLoop<M> {
                 peer,
                 from,
                 to,
+                max_bytes,
                 reply,
             } => {
                 let to = to.min(from.saturating_add(MAX_BLOCKS_PER_REQUEST - 1));
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_request(&peer, SyncRequest::Blocks { from, to });
+                let id = self.swarm.behaviour_mut().sync.send_request(
+                    &peer,
+                    SyncRequest::Blocks {
+                        from,
+                        to,
+                        max_bytes,
+                    },
+                );
                 self.pending_blocks.insert(id, (peer, reply));
             }
             Command::Validated {
                 id,
                 source,
-                acceptance,
+                topic,
+                outcome,
+            } => self.on_validated(id, source, topic, outcome),
+            Command::Serve {
+                peer,
+                blocks,
+                channel,
+                response,
             } => {
-                let rejected = matches!(acceptance, MessageAcceptance::Reject);
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
-                if rejected {
-                    self.penalise(source);
+                if blocks && let Some(n) = self.serving.get_mut(&peer) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.serving.remove(&peer);
+                    }
                 }
-            }
-            Command::Serve { channel, response } => {
                 // The peer may have gone away meanwhile: nothing to do then.
                 let _ = self
                     .swarm
                     .behaviour_mut()
                     .sync
                     .send_response(channel, response);
+            }
+            Command::Penalise { peer, reason } => {
+                tracing::debug!(%peer, reason, "peer penalised");
+                self.penalise(peer);
             }
             Command::SetIsolated(isolated) => {
                 self.isolated = isolated;
@@ -592,12 +783,76 @@ impl<M: Send + 'static> EventLoop<M> {
         }
     }
 
+    /// Reports a validation to gossipsub and charges the sender for what it cost us.
+    fn on_validated(&mut self, id: MessageId, source: PeerId, topic: Topic, outcome: Outcome) {
+        let acceptance = match outcome {
+            Outcome::Accept => MessageAcceptance::Accept,
+            Outcome::Ignore => MessageAcceptance::Ignore,
+            Outcome::Reject => MessageAcceptance::Reject,
+            Outcome::Useless(reason) => {
+                let now = Instant::now();
+                let record = self.record(source, now);
+                if record.charge_useless(now) {
+                    MessageAcceptance::Ignore
+                } else {
+                    tracing::debug!(%source, ?topic, reason, "useless gossip beyond the peer's budget");
+                    self.metrics.gossip_rejected(topic.label(), "useless_flood");
+                    MessageAcceptance::Reject
+                }
+            }
+        };
+        let rejected = matches!(acceptance, MessageAcceptance::Reject);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+        if rejected {
+            self.penalise(source);
+        }
+    }
+
+    /// The peer's record, created (evicting the least recently used one) if it has none.
+    fn record(&mut self, peer: PeerId, now: Instant) -> &mut PeerRecord {
+        if !self.records.contains_key(&peer) {
+            if self.records.len() >= MAX_TRACKED_PEERS {
+                self.records.remove_lru();
+            }
+            self.records.insert(peer, PeerRecord::new(now));
+        }
+        self.records
+            .get_mut(&peer)
+            .expect("inserted above if it was missing")
+    }
+
     fn penalise(&mut self, peer: PeerId) {
-        let count = self.invalid_counts.entry(peer).or_insert(0);
-        *count += 1;
-        if *count >= MAX_INVALID_MESSAGES_PER_PEER && self.blocked.insert(peer) {
-            tracing::warn!(%peer, "blocking peer after repeated invalid messages");
+        let record = self.record(peer, Instant::now());
+        record.invalid += 1;
+        if record.invalid >= MAX_INVALID_MESSAGES_PER_PEER && !self.blocked.contains_key(&peer) {
+            tracing::warn!(%peer, "blocking peer after repeated invalid or useless messages");
+            self.metrics.peers_blocked.inc();
+            if self.blocked.len() >= MAX_TRACKED_PEERS
+                && let Some((old, _)) = self.blocked.remove_lru()
+            {
+                self.swarm.behaviour_mut().blocked.unblock_peer(old);
+            }
+            self.blocked.insert(peer, Instant::now() + BLOCK_DURATION);
             self.swarm.behaviour_mut().blocked.block_peer(peer);
+        }
+    }
+
+    /// Lets peers whose block has run out connect again, with a clean record.
+    fn unblock_expired(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .blocked
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.blocked.remove(&peer);
+            self.records.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
     }
 
@@ -663,7 +918,11 @@ impl<M: Send + 'static> EventLoop<M> {
                 ..
             })) => {
                 let room = self.connected.len() < self.config.max_peers as usize;
-                if room && !self.isolated && !self.connected.contains_key(&peer) {
+                if room
+                    && !self.isolated
+                    && !self.connected.contains_key(&peer)
+                    && !self.blocked.contains_key(&peer)
+                {
                     let _ = self.swarm.dial(addresses.first().clone());
                 }
             }
@@ -681,11 +940,17 @@ impl<M: Send + 'static> EventLoop<M> {
                 .behaviour_mut()
                 .gossipsub
                 .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
+            self.penalise(source);
             return;
         };
         self.metrics.gossip_received(topic.label());
-        let Ok(permit) = self.validations.clone().try_acquire_owned() else {
-            // Validation is saturated: let the message go without relaying or blame.
+        let budget = match topic {
+            Topic::Consensus => &self.consensus_validations,
+            Topic::Transactions => &self.tx_validations,
+        };
+        let Ok(permit) = budget.clone().try_acquire_owned() else {
+            // This class's validation is saturated: let the message go without relaying or blame.
+            self.metrics.gossip_ignored(topic.label(), "saturated");
             let _ = self
                 .swarm
                 .behaviour_mut()
@@ -694,31 +959,54 @@ impl<M: Send + 'static> EventLoop<M> {
             return;
         };
         let validator = self.validator.clone();
-        let events = self.events.clone();
-        let commands = self.self_commands.clone();
         let metrics = self.metrics.clone();
+        let (events, report) = match topic {
+            Topic::Consensus => (self.consensus_events.clone(), self.self_priority.clone()),
+            Topic::Transactions => (self.tx_events.clone(), self.self_commands.clone()),
+        };
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let acceptance = match validator(topic, &message.data) {
+            let outcome = match validator(topic, &message.data) {
                 Verdict::Accept(m) => {
-                    // Full application queue: the message is still valid for the network.
-                    let _ = events.try_send(NetEvent::Message {
+                    let event = NetEvent::Message {
                         from: source,
                         message: m,
-                    });
-                    MessageAcceptance::Accept
+                    };
+                    match topic {
+                        // Never dropped: a full queue holds this validation (and, through the
+                        // budget, later consensus messages) until the driver catches up.
+                        Topic::Consensus => {
+                            let _ = events.blocking_send(event);
+                        }
+                        // Best effort: a full queue drops the batch; it is still valid for the
+                        // network, so it is relayed.
+                        Topic::Transactions => {
+                            if events.try_send(event).is_err() {
+                                metrics.traffic_dropped("txs");
+                            }
+                        }
+                    }
+                    Outcome::Accept
                 }
-                Verdict::Ignore => MessageAcceptance::Ignore,
+                Verdict::Ignore(reason) => {
+                    metrics.gossip_ignored(topic.label(), reason);
+                    Outcome::Ignore
+                }
+                Verdict::Useless(reason) => {
+                    metrics.gossip_ignored(topic.label(), reason);
+                    Outcome::Useless(reason)
+                }
                 Verdict::Reject(reason) => {
                     tracing::debug!(%source, ?topic, reason, "rejected gossip message");
                     metrics.gossip_rejected(topic.label(), reason);
-                    MessageAcceptance::Reject
+                    Outcome::Reject
                 }
             };
-            let _ = commands.blocking_send(Command::Validated {
+            let _ = report.blocking_send(Command::Validated {
                 id,
                 source,
-                acceptance,
+                topic,
+                outcome,
             });
         });
     }
@@ -744,7 +1032,9 @@ impl<M: Send + 'static> EventLoop<M> {
             } => match response {
                 SyncResponse::Status { height } => {
                     let changed = self.heights.insert(peer, height) != Some(height);
-                    let _ = self.events.try_send(NetEvent::PeerHead { peer, height });
+                    let _ = self
+                        .head_events
+                        .try_send(NetEvent::PeerHead { peer, height });
                     if changed {
                         self.publish_peers();
                     }
@@ -778,12 +1068,31 @@ impl<M: Send + 'static> EventLoop<M> {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
+        let blocks_request = matches!(request, SyncRequest::Blocks { .. });
+        if blocks_request {
+            // Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` requests out, spread over
+            // peers: more from one peer is a flood, charged like useless gossip.
+            let share = self.serving.get(&peer).copied().unwrap_or(0);
+            if share >= MAX_SERVES_PER_PEER {
+                tracing::debug!(%peer, "sync request dropped: the peer's share of serve slots is taken");
+                self.metrics.traffic_dropped("sync_serve");
+                let now = Instant::now();
+                if !self.record(peer, now).charge_useless(now) {
+                    self.penalise(peer);
+                }
+                return;
+            }
+        }
         let Ok(permit) = self.serves.clone().try_acquire_owned() else {
             // Too many range reads at once: dropping the channel fails the peer's request, and
             // it retries elsewhere or later.
             tracing::debug!(%peer, "sync request dropped: server busy");
+            self.metrics.traffic_dropped("sync_serve");
             return;
         };
+        if blocks_request {
+            *self.serving.entry(peer).or_insert(0) += 1;
+        }
         let blocks = self.blocks.clone();
         let commands = self.self_commands.clone();
         tokio::task::spawn_blocking(move || {
@@ -792,18 +1101,25 @@ impl<M: Send + 'static> EventLoop<M> {
                 SyncRequest::Status => SyncResponse::Status {
                     height: blocks.head_height(),
                 },
-                SyncRequest::Blocks { from, to } => {
+                SyncRequest::Blocks {
+                    from,
+                    to,
+                    max_bytes,
+                } => {
                     let to = to.min(from.saturating_add(MAX_BLOCKS_PER_REQUEST - 1));
+                    let cap = MAX_SYNC_RESPONSE_BYTES - ledger_core::params::SYNC_FRAME_OVERHEAD;
+                    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(cap);
                     SyncResponse::Blocks {
-                        blocks: blocks.encoded_blocks(
-                            from,
-                            to,
-                            MAX_SYNC_RESPONSE_BYTES - ledger_core::params::SYNC_FRAME_OVERHEAD,
-                        ),
+                        blocks: blocks.encoded_blocks(from, to, max_bytes),
                     }
                 }
             };
-            let _ = commands.blocking_send(Command::Serve { channel, response });
+            let _ = commands.blocking_send(Command::Serve {
+                peer,
+                blocks: blocks_request,
+                channel,
+                response,
+            });
         });
     }
 }
@@ -829,18 +1145,79 @@ mod tests {
         }
     }
 
-    /// Accepts messages whose first byte is not 0xFF, and hands up their bytes.
+    /// Rejects messages whose first byte is 0xFF, finds those starting with 0xEE useless, and
+    /// accepts the rest, handing up their bytes.
     fn validator() -> Validator<Vec<u8>> {
         Arc::new(|_topic, data: &[u8]| match data.first() {
             Some(0xFF) | None => Verdict::Reject("garbage"),
+            Some(0xEE) => Verdict::Useless("stale"),
             Some(_) => Verdict::Accept(data.to_vec()),
         })
     }
 
-    fn start(
-        bootnodes: Vec<Multiaddr>,
-        head: u64,
-    ) -> (NetworkHandle, mpsc::Receiver<NetEvent<Vec<u8>>>) {
+    #[test]
+    fn a_peers_useless_budget_is_spent_by_a_burst_and_refills_with_time() {
+        let t0 = Instant::now();
+        let mut r = PeerRecord::new(t0);
+        let burst = USELESS_BURST as usize;
+        assert!((0..burst).all(|_| r.charge_useless(t0)));
+        assert!(!r.charge_useless(t0), "the burst is spent");
+        // A second later, USELESS_PER_SEC more.
+        let t1 = t0 + Duration::from_secs(1);
+        let refilled = (0..burst).take_while(|_| r.charge_useless(t1)).count();
+        assert_eq!(refilled, USELESS_PER_SEC as usize);
+        // Never more than the burst, however long the peer was quiet.
+        let later = t1 + Duration::from_secs(3600);
+        let after_quiet = (0..10 * burst)
+            .take_while(|_| r.charge_useless(later))
+            .count();
+        assert_eq!(after_quiet, burst);
+    }
+
+    /// A peer that sends only useless messages (each alone harmless: stale, already known) is
+    /// disconnected once its budget is spent, within the burst plus the invalid-message limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_flooding_useless_messages_is_blocked_after_its_budget() {
+        let victim_metrics = Arc::new(Metrics::new());
+        let (victim, mut victim_rx) = start_observed(vec![], 0, victim_metrics.clone());
+        let victim_addr = address_of(&victim).await;
+        let (honest, _h_rx) = start(vec![victim_addr.clone()], 0);
+        let (flooder, _f_rx) = start(vec![victim_addr], 0);
+        let victim_peers = victim.peers();
+        let flooder_id = flooder.local_peer_id().to_string();
+        wait_for("both peers connected", 10, || {
+            victim_peers.borrow().len() >= 2
+        })
+        .await;
+        // Subscriptions known both ways before the flood counts.
+        publish_until_received(&flooder, &mut victim_rx, b"warm-up".to_vec()).await;
+        // The budget, the invalid-message limit, and a few for messages in flight.
+        let sent = USELESS_BURST as u32 + MAX_INVALID_MESSAGES_PER_PEER + 8;
+        for i in 0..sent {
+            let mut m = vec![0xEE];
+            m.extend_from_slice(&i.to_le_bytes());
+            flooder.publish(Topic::Consensus, m);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        wait_for("the flooder to be disconnected", 10, || {
+            !victim_peers
+                .borrow()
+                .iter()
+                .any(|p| p.peer_id == flooder_id)
+        })
+        .await;
+        assert_eq!(victim_metrics.peers_blocked.get(), 1);
+        assert!(
+            counted(
+                &victim_metrics.gossip_rejected,
+                &[("topic", "consensus"), ("reason", "useless_flood")]
+            ) >= 1
+        );
+        // The honest peer stays, and its messages still arrive.
+        publish_until_received(&honest, &mut victim_rx, b"still flowing".to_vec()).await;
+    }
+
+    fn start(bootnodes: Vec<Multiaddr>, head: u64) -> (NetworkHandle, NetEvents<Vec<u8>>) {
         start_observed(bootnodes, head, Arc::new(Metrics::new()))
     }
 
@@ -848,7 +1225,7 @@ mod tests {
         bootnodes: Vec<Multiaddr>,
         head: u64,
         metrics: Arc<Metrics>,
-    ) -> (NetworkHandle, mpsc::Receiver<NetEvent<Vec<u8>>>) {
+    ) -> (NetworkHandle, NetEvents<Vec<u8>>) {
         let config = NetworkConfig {
             listen_addr: "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
             bootnodes,
@@ -903,7 +1280,7 @@ mod tests {
     /// subscriptions exchanged first), within a bound.
     async fn publish_until_received(
         from: &NetworkHandle,
-        rx: &mut mpsc::Receiver<NetEvent<Vec<u8>>>,
+        rx: &mut NetEvents<Vec<u8>>,
         data: Vec<u8>,
     ) {
         for attempt in 0..100u32 {
@@ -978,7 +1355,7 @@ mod tests {
         );
 
         let blocks = b
-            .request_blocks(a.local_peer_id(), 3, 5)
+            .request_blocks(a.local_peer_id(), 3, 5, 1 << 20)
             .await
             .expect("a serves blocks");
         assert_eq!(
@@ -1048,7 +1425,7 @@ mod tests {
             i64::try_from(victim_peers.borrow().len()).expect("small")
         );
         // No garbage was ever delivered to the application.
-        while let Ok(ev) = victim_rx.try_recv() {
+        while let Some(ev) = victim_rx.try_recv() {
             if let NetEvent::Message { message, .. } = ev {
                 assert_ne!(
                     message.first(),

@@ -5,10 +5,15 @@
 //! range `local_head + 1 ..= best_peer_head` is split into chunks of [`CHUNK_BLOCKS`]; up to
 //! [`MAX_CHUNKS_IN_FLIGHT`] chunks are requested at once from different peers that have them, and
 //! no chunk is requested more than [`MAX_CHUNKS_AHEAD`] chunks beyond the local head, so memory stays
-//! bounded however far behind the node is. Received chunks are decoded here and released to the
-//! driver strictly in order; the driver checks every certificate against the validator set before
-//! applying a block, so a lying peer can only waste a request (its chunk fails, and the chunk is
-//! requested again from another peer).
+//! bounded however far behind the node is. Each request asks for at most [`REQUEST_MAX_BYTES`]
+//! (a server always sends at least one block, so progress never stalls on a large one). Received
+//! chunks are decoded here and released to the driver strictly in order; the driver checks every
+//! certificate against the validator set before applying a block.
+//!
+//! A lying peer only wastes a request: a chunk that does not decode or is out of sequence, or one
+//! whose block the driver refuses (it reports the height back), is penalised through the network
+//! (a peer penalised repeatedly is blocked), the peer is dropped from the candidates, and the chunk
+//! is requested from another peer at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,7 +23,7 @@ use libp2p::PeerId;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use ledger_core::{CommittedBlock, codec};
+use ledger_core::{CommittedBlock, Height, codec};
 
 use super::{BlockSource, NetworkHandle};
 use crate::net_types::NetInbound;
@@ -35,6 +40,17 @@ const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 const SYNCING_LAG_BLOCKS: u64 = 2;
 /// How long the head may stand still with blocks handed over before sync fetches them again.
 const STALL_RESET: Duration = Duration::from_secs(5);
+/// The most bytes one request asks for (one block is always served, whatever its size).
+pub const REQUEST_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a chunk could not be had from a peer.
+#[derive(Debug)]
+enum FetchError {
+    /// The request failed or timed out: not necessarily the peer's fault.
+    Request,
+    /// The peer answered with something that is not the chunk asked for.
+    Invalid(&'static str),
+}
 
 /// What the sync task learns from the network.
 #[derive(Debug)]
@@ -48,13 +64,20 @@ pub async fn run(
     store: Arc<dyn BlockSource>,
     mut events: mpsc::Receiver<SyncEvent>,
     to_driver: mpsc::Sender<NetInbound>,
+    mut refused: mpsc::Receiver<Height>,
 ) {
     let mut heads: HashMap<PeerId, u64> = HashMap::new();
     // Chunk start height -> decoded blocks, waiting to be released in order.
     let mut ready: BTreeMap<u64, Vec<CommittedBlock>> = BTreeMap::new();
     // Chunk start height -> peer asked.
     let mut in_flight: HashMap<u64, PeerId> = HashMap::new();
-    let mut requests: JoinSet<(u64, PeerId, Option<Vec<CommittedBlock>>)> = JoinSet::new();
+    type Fetched = (u64, PeerId, Result<Vec<CommittedBlock>, FetchError>);
+    let mut requests: JoinSet<Fetched> = JoinSet::new();
+    // Chunks handed to the driver and not yet below the head: first height -> (last, server).
+    let mut served_by: BTreeMap<u64, (u64, PeerId)> = BTreeMap::new();
+    // Chunk start height -> server, for the chunks waiting in `ready`.
+    let mut ready_from: HashMap<u64, PeerId> = HashMap::new();
+    let mut refused_open = true;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut syncing = false;
     // Round-robin over peers so load spreads and one bad peer is not asked forever.
@@ -72,15 +95,42 @@ pub async fn run(
                 if let Ok((start, peer, blocks)) = done {
                     in_flight.remove(&start);
                     match blocks {
-                        Some(b) if !b.is_empty() => { ready.insert(start, b); }
-                        _ => {
-                            // Failed or empty: forget what this peer claimed; its next status
-                            // answer tells us again.
-                            tracing::debug!(%peer, start, "sync chunk failed");
+                        Ok(b) if !b.is_empty() => {
+                            ready.insert(start, b);
+                            ready_from.insert(start, peer);
+                        }
+                        outcome => {
+                            // Failed, empty or forged: forget what this peer claimed (its next
+                            // status answer tells us again) and ask another peer below, now.
+                            tracing::debug!(%peer, start, ?outcome, "sync chunk failed");
+                            if let Err(FetchError::Invalid(reason)) = outcome {
+                                network.penalise(peer, reason);
+                            }
                             heads.remove(&peer);
                         }
                     }
                 }
+            },
+            h = refused.recv(), if refused_open => match h {
+                Some(height) => {
+                    // The driver refused a block we handed over: blame whoever served it, and
+                    // fetch from the head again (from other peers).
+                    let server = served_by
+                        .range(..=height.0)
+                        .next_back()
+                        .filter(|(_, (last, _))| *last >= height.0)
+                        .map(|(_, (_, p))| *p);
+                    if let Some(peer) = server {
+                        tracing::warn!(%peer, %height, "a synced block from this peer was refused");
+                        network.penalise(peer, "refused_sync_block");
+                        heads.remove(&peer);
+                    }
+                    ready.clear();
+                    ready_from.clear();
+                    served_by.clear();
+                    released = 0;
+                }
+                None => refused_open = false,
             },
             _ = tick.tick() => {}
         }
@@ -120,6 +170,8 @@ pub async fn run(
 
         // Drop chunks that are no longer needed, then release contiguous ones in order.
         ready.retain(|start, blocks| start + blocks.len() as u64 > released + 1);
+        ready_from.retain(|start, _| ready.contains_key(start));
+        served_by.retain(|_, (last, _)| *last > local);
         while released < window_end {
             let Some(entry) = ready.first_entry() else {
                 break;
@@ -127,11 +179,15 @@ pub async fn run(
             if *entry.key() > released + 1 {
                 break;
             }
+            let start = *entry.key();
             let blocks = entry.remove();
             let last = blocks
                 .last()
                 .map(|b| b.block.header.height.0)
                 .unwrap_or(released);
+            if let Some(peer) = ready_from.remove(&start) {
+                served_by.insert(start, (last, peer));
+            }
             if to_driver.send(NetInbound::Blocks(blocks)).await.is_err() {
                 return;
             }
@@ -175,27 +231,33 @@ pub async fn run(
     }
 }
 
-/// Fetches and decodes `from..=to` from `peer`. `None` if the request failed or any block is
-/// undecodable or out of sequence (a faulty peer).
+/// Fetches and decodes `from..=to` from `peer`: an error if the request failed, or if the answer
+/// holds more blocks than asked, or one that is undecodable or out of sequence (a faulty peer).
 async fn fetch(
     network: &NetworkHandle,
     peer: PeerId,
     from: u64,
     to: u64,
-) -> Option<Vec<CommittedBlock>> {
-    let raw = network.request_blocks(peer, from, to).await.ok()?;
+) -> Result<Vec<CommittedBlock>, FetchError> {
+    let raw = network
+        .request_blocks(peer, from, to, REQUEST_MAX_BYTES)
+        .await
+        .map_err(|_| FetchError::Request)?;
+    if raw.len() as u64 > to.saturating_sub(from).saturating_add(1) {
+        return Err(FetchError::Invalid("sync_too_many_blocks"));
+    }
     tokio::task::spawn_blocking(move || {
         let mut blocks = Vec::with_capacity(raw.len());
         for (i, bytes) in raw.iter().enumerate() {
-            let block: CommittedBlock = codec::decode_bounded(bytes, MAX_BLOCK_BYTES).ok()?;
+            let block: CommittedBlock = codec::decode_bounded(bytes, MAX_BLOCK_BYTES)
+                .map_err(|_| FetchError::Invalid("sync_undecodable"))?;
             if block.block.header.height.0 != from + i as u64 {
-                return None;
+                return Err(FetchError::Invalid("sync_out_of_sequence"));
             }
             blocks.push(block);
         }
-        Some(blocks)
+        Ok(blocks)
     })
     .await
-    .ok()
-    .flatten()
+    .map_err(|_| FetchError::Request)?
 }

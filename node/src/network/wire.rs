@@ -1,37 +1,82 @@
 //! What travels on the gossip topics, and the validation that runs before a message is relayed.
 //!
+//! Checks run cheapest first, and nothing is verified twice:
+//!
 //! - Transactions topic: a borsh `Vec<SignedTransaction>` (a batch, at most
-//!   [`MAX_TXS_PER_GOSSIP`]). Every transaction must pass the stateless checks and its signature
-//!   (checked in parallel); one bad transaction rejects the batch and penalises the sender, since
-//!   honest nodes only gossip transactions they admitted.
-//! - Consensus topic: a borsh [`ConsensusGossip`]: a proposal, a vote, or equivocation evidence,
-//!   signed by a validator of the (fixed, genesis) validator set. Proposer schedule, rounds and
+//!   [`MAX_TXS_PER_GOSSIP`]). Each transaction passes its stateless checks; then, before any
+//!   signature is checked, transactions already seen here, already committed (nonce below the
+//!   account's), from senders that cannot pay them, below this node's fee floor or beyond its nonce
+//!   window are set aside. Only the rest have their signatures checked (in parallel), and only they
+//!   go on to the mempool. A malformed or badly signed transaction rejects the batch, as does a
+//!   batch that is mostly unfundable (honest nodes only relay what they admitted); a batch with
+//!   nothing new is useless (charged to the sender, see [`Verdict::Useless`]).
+//! - Consensus topic: a borsh [`ConsensusGossip`]: a proposal or vote (first publication, or a
+//!   [`ConsensusGossip::Resend`] of it when its round makes no progress), or equivocation evidence.
+//!   The height is read from a fixed place in the bytes before anything is decoded: messages of
+//!   heights already committed are useless, those more than one height ahead are ignored (the node
+//!   syncs instead). A message verified before is not verified again. Proposer schedule, rounds and
 //!   block validity are the consensus machine's business; here only decoding and signatures.
 //!
+//! Gossip message ids are content hashes (see `behaviour.rs`): a copy of the same bytes is one
+//! message, dropped by gossipsub before it reaches this code. A resend differs from the first
+//! publication by the second it carries, which must be within [`RESEND_WINDOW_SECS`] of this
+//! node's clock, so each signed message has a bounded number of distinct resends at any time.
+//!
 //! Every signature check here is timed into `ledger_signature_verify_seconds` (a batch is one
-//! observation). Rejections carry a short reason code, the label of
-//! `ledger_gossip_messages_rejected_total`.
+//! observation) and counted in `ledger_gossip_signature_checks_total`. Rejections and skips carry
+//! a short reason code, a metric label.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use moka::sync::Cache;
 use rayon::prelude::*;
 
-use ledger_core::consensus::{ConsensusMessage, Evidence};
-use ledger_core::{ChainId, IdentifiedSet, SignedTransaction, ValidatorSet, codec};
+use ledger_core::consensus::{ConsensusMessage, Evidence, VerifiedMessage};
+use ledger_core::state::Account;
+use ledger_core::{
+    Address, ChainId, Hash, IdentifiedSet, SignedTransaction, ValidatorSet, VerifiedTransaction,
+    codec,
+};
 
 use super::{MAX_GOSSIP_BYTES, Topic, Validator, Verdict};
 use crate::metrics::Metrics;
-use crate::net_types::NetInbound;
 
 /// Most transactions in one gossip message.
 pub const MAX_TXS_PER_GOSSIP: usize = 2_000;
+/// A resend's second may be this far from the receiver's clock, either way.
+pub const RESEND_WINDOW_SECS: u64 = 30;
+/// Transaction hashes remembered as verified (32-byte keys; about 100 bytes each with the
+/// cache's bookkeeping: ~20 MB at most).
+const SEEN_TXS: u64 = 200_000;
+/// Consensus messages remembered as verified (a few heights' proposals and votes).
+const SEEN_CONSENSUS: u64 = 8_192;
 
 /// A message on the consensus topic.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
 pub enum ConsensusGossip {
+    /// A proposal or vote, as first published by its signer.
     Message(ConsensusMessage),
     Evidence(Evidence),
+    /// A proposal or vote sent again (by its signer or anyone) because the round made no
+    /// progress; `sent_at_secs` (Unix seconds) makes the bytes differ from earlier copies.
+    Resend {
+        sent_at_secs: u64,
+        message: ConsensusMessage,
+    },
+}
+
+/// The borsh tags of [`ConsensusGossip`], read before decoding.
+const TAG_MESSAGE: u8 = 0;
+const TAG_EVIDENCE: u8 = 1;
+const TAG_RESEND: u8 = 2;
+
+/// What gossip validation hands on: checked consensus messages and transactions.
+#[derive(Debug, Clone)]
+pub enum Gossiped {
+    Consensus(VerifiedMessage),
+    Transactions(Vec<VerifiedTransaction>),
 }
 
 pub fn encode_txs(txs: &[SignedTransaction]) -> Vec<u8> {
@@ -42,85 +87,336 @@ pub fn encode_consensus(message: &ConsensusGossip) -> Vec<u8> {
     codec::encode(message)
 }
 
-/// The gossip validator of a node on `chain_id` with validator set `validators`.
-pub fn validator(
+/// What gossip validation reads of the committed chain. Blocking calls.
+pub trait LedgerView: Send + Sync + 'static {
+    /// Height of the last committed block.
+    fn head_height(&self) -> u64;
+    /// The committed account (the default when absent); `None` when it cannot be read, in which
+    /// case the state checks are skipped and the signature decides.
+    fn account(&self, address: &Address) -> Option<Account>;
+}
+
+/// The local admission policy the pre-checks apply (the mempool's: `min_fee`, `nonce_window`).
+#[derive(Debug, Clone, Copy)]
+pub struct TxPolicy {
+    pub min_fee: u64,
+    pub nonce_window: u64,
+}
+
+/// Everything the gossip validator needs.
+pub struct GossipChecks {
+    pub chain_id: ChainId,
+    pub validators: Arc<ValidatorSet>,
+    pub metrics: Arc<Metrics>,
+    pub ledger: Arc<dyn LedgerView>,
+    pub policy: TxPolicy,
+    /// Unix seconds now (the wall clock; a parameter so tests can set it).
+    pub now_secs: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for GossipChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GossipChecks")
+            .field("chain_id", &self.chain_id)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wall clock in Unix seconds.
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct State {
     chain_id: ChainId,
-    validators: Arc<ValidatorSet>,
+    validators: IdentifiedSet,
     metrics: Arc<Metrics>,
-) -> Validator<NetInbound> {
-    // The set's id is hashed once, not per message.
-    let validators = IdentifiedSet::new(validators.as_ref().clone());
+    ledger: Arc<dyn LedgerView>,
+    policy: TxPolicy,
+    now_secs: Arc<dyn Fn() -> u64 + Send + Sync>,
+    seen_txs: Cache<Hash, ()>,
+    seen_consensus: Cache<Hash, ()>,
+}
+
+/// The gossip validator of a node.
+pub fn validator(checks: GossipChecks) -> Validator<Gossiped> {
+    let state = Arc::new(State {
+        chain_id: checks.chain_id,
+        // The set's id is hashed once, not per message.
+        validators: IdentifiedSet::new(checks.validators.as_ref().clone()),
+        metrics: checks.metrics,
+        ledger: checks.ledger,
+        policy: checks.policy,
+        now_secs: checks.now_secs,
+        seen_txs: Cache::new(SEEN_TXS),
+        seen_consensus: Cache::new(SEEN_CONSENSUS),
+    });
     Arc::new(move |topic, data| match topic {
-        Topic::Transactions => validate_txs(&chain_id, &metrics, data),
-        Topic::Consensus => validate_consensus(&chain_id, &validators, &metrics, data),
+        Topic::Transactions => state.validate_txs(data),
+        Topic::Consensus => state.validate_consensus(data),
     })
 }
 
-fn validate_txs(chain_id: &ChainId, metrics: &Metrics, data: &[u8]) -> Verdict<NetInbound> {
-    let Ok(txs) = codec::decode_bounded::<Vec<SignedTransaction>>(data, MAX_GOSSIP_BYTES) else {
-        return Verdict::Reject("undecodable");
-    };
-    if txs.is_empty() || txs.len() > MAX_TXS_PER_GOSSIP {
-        return Verdict::Reject("batch_size");
-    }
-    // Verified here, once: the mempool admits them without checking the signatures again.
-    let verified: Result<Vec<_>, _> =
-        metrics.time_signatures(|| txs.into_par_iter().map(|tx| tx.verify(chain_id)).collect());
-    match verified {
-        Ok(v) => Verdict::Accept(NetInbound::VerifiedTransactions(v)),
-        Err(_) => Verdict::Reject("invalid_tx"),
+/// Where a transaction of a batch stands after the checks that need no signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precheck {
+    /// Worth a signature check.
+    Candidate,
+    /// Verified here before.
+    Known,
+    /// Its nonce is below the account's: included already, or never includable.
+    Committed,
+    /// The sender's committed balance does not cover amount + fee.
+    Unfunded,
+    /// Below this node's `min_fee`.
+    BelowFeeFloor,
+    /// Above the account's nonce + this node's `nonce_window`.
+    BeyondNonceWindow,
+}
+
+impl Precheck {
+    fn label(self) -> &'static str {
+        match self {
+            Precheck::Candidate => "candidate",
+            Precheck::Known => "known",
+            Precheck::Committed => "committed",
+            Precheck::Unfunded => "unfunded",
+            Precheck::BelowFeeFloor => "below_fee_floor",
+            Precheck::BeyondNonceWindow => "beyond_nonce_window",
+        }
     }
 }
 
-fn validate_consensus(
-    chain_id: &ChainId,
-    validators: &IdentifiedSet,
-    metrics: &Metrics,
-    data: &[u8],
-) -> Verdict<NetInbound> {
-    let message = match codec::decode_bounded::<ConsensusGossip>(data, MAX_GOSSIP_BYTES) {
-        Ok(m) => m,
-        // A proposal whose transactions or previous commit are not the ones its (signed) header
-        // commits to: a forgery by the proposer or by a relayer. Never relayed, never seen by the
-        // machine, and the sender is penalised like for any invalid message.
-        Err(codec::DecodeError::BlockBody(e)) => {
-            tracing::debug!(error = %e, "proposal body does not match its header");
-            return Verdict::Reject("body_mismatch");
+impl State {
+    fn validate_txs(&self, data: &[u8]) -> Verdict<Gossiped> {
+        let Ok(txs) = codec::decode_bounded::<Vec<SignedTransaction>>(data, MAX_GOSSIP_BYTES)
+        else {
+            return Verdict::Reject("undecodable");
+        };
+        if txs.is_empty() || txs.len() > MAX_TXS_PER_GOSSIP {
+            return Verdict::Reject("batch_size");
         }
-        Err(_) => return Verdict::Reject("undecodable"),
-    };
-    match message {
-        ConsensusGossip::Message(m) => {
-            match metrics.time_signatures(|| m.verified_in(chain_id, validators)) {
-                // Checked once, here: the machine trusts it for this validator set.
-                Ok(v) => Verdict::Accept(NetInbound::VerifiedConsensus(v)),
-                // A bad signature or a signer outside the validator set.
-                Err(_) => Verdict::Reject("bad_signature"),
-            }
-        }
-        ConsensusGossip::Evidence(e) => {
-            if metrics.time_signatures(|| e.verify(chain_id, validators.set()).is_ok()) {
-                tracing::warn!(?e, "equivocation evidence received");
-                // Relayed so every node learns of it; the driver has nothing to do with it.
-                Verdict::Ignore
+        let total = txs.len();
+        let mut accounts: HashMap<Address, Option<Account>> = HashMap::new();
+        let mut candidates = Vec::with_capacity(total);
+        let mut unfunded = 0usize;
+        for tx in txs {
+            let Ok(tx) = tx.precheck(&self.chain_id) else {
+                return Verdict::Reject("invalid_tx");
+            };
+            let verdict = if self.seen_txs.contains_key(&tx.hash()) {
+                Precheck::Known
             } else {
-                Verdict::Reject("invalid_evidence")
+                let account = *accounts
+                    .entry(tx.sender())
+                    .or_insert_with(|| self.ledger.account(&tx.sender()));
+                self.precheck(&tx, account)
+            };
+            match verdict {
+                Precheck::Candidate => candidates.push(tx),
+                other => {
+                    unfunded += usize::from(other == Precheck::Unfunded);
+                    self.metrics.gossip_tx_skipped(other.label());
+                }
             }
+        }
+        // Honest nodes relay only what they admitted: a batch whose senders mostly cannot pay was
+        // made to waste our time, not delayed by a block.
+        if unfunded * 2 > total {
+            return Verdict::Reject("unfunded");
+        }
+        if candidates.is_empty() {
+            return Verdict::Useless("no_new_txs");
+        }
+        let chain = &self.chain_id;
+        self.metrics
+            .gossip_signature_checks(Topic::Transactions.label(), candidates.len() as u64);
+        let verified: Result<Vec<VerifiedTransaction>, _> = self.metrics.time_signatures(|| {
+            candidates
+                .into_par_iter()
+                .map(|tx| tx.verify_signature(chain))
+                .collect()
+        });
+        match verified {
+            Ok(v) => {
+                for tx in &v {
+                    self.seen_txs.insert(tx.hash(), ());
+                }
+                Verdict::Accept(Gossiped::Transactions(v))
+            }
+            Err(_) => Verdict::Reject("invalid_tx"),
         }
     }
+
+    fn precheck(&self, tx: &ledger_core::Prechecked, account: Option<Account>) -> Precheck {
+        let Some(account) = account else {
+            return Precheck::Candidate;
+        };
+        let t = tx.tx();
+        if t.nonce < account.nonce {
+            return Precheck::Committed;
+        }
+        // `check_stateless` already refused an overflowing cost.
+        match t.total_cost() {
+            Ok(cost) if cost <= account.balance => {}
+            _ => return Precheck::Unfunded,
+        }
+        if t.fee.0 < self.policy.min_fee {
+            return Precheck::BelowFeeFloor;
+        }
+        if t.nonce.0 > account.nonce.0.saturating_add(self.policy.nonce_window) {
+            return Precheck::BeyondNonceWindow;
+        }
+        Precheck::Candidate
+    }
+
+    fn validate_consensus(&self, data: &[u8]) -> Verdict<Gossiped> {
+        let (inner, resend) = match data.first() {
+            Some(&TAG_MESSAGE) => (&data[1..], false),
+            Some(&TAG_RESEND) => {
+                let Some(secs) = data.get(1..9) else {
+                    return Verdict::Reject("undecodable");
+                };
+                let mut le = [0u8; 8];
+                le.copy_from_slice(secs);
+                let sent = u64::from_le_bytes(le);
+                if sent.abs_diff((self.now_secs)()) > RESEND_WINDOW_SECS {
+                    return Verdict::Useless("resend_window");
+                }
+                (&data[9..], true)
+            }
+            Some(&TAG_EVIDENCE) => return self.validate_evidence(data),
+            _ => return Verdict::Reject("undecodable"),
+        };
+        let Some(height) = peek_height(inner) else {
+            return Verdict::Reject("undecodable");
+        };
+        let head = self.ledger.head_height();
+        if height <= head {
+            return Verdict::Useless("stale");
+        }
+        // The machine keeps messages of its height and the next; beyond, the node syncs.
+        if height > head.saturating_add(2) {
+            return Verdict::Ignore("future");
+        }
+        let id = Hash::digest(inner);
+        if self.seen_consensus.contains_key(&id) {
+            // A resend of a message we have: the sender could not know (it is how retransmission
+            // reaches nodes that missed the first copy). A first publication we have already is
+            // not something an honest peer sends twice.
+            return if resend {
+                Verdict::Ignore("known")
+            } else {
+                Verdict::Useless("known")
+            };
+        }
+        let message = match codec::decode_bounded::<ConsensusMessage>(inner, MAX_GOSSIP_BYTES) {
+            Ok(m) => m,
+            // A proposal whose transactions or previous commit are not the ones its (signed)
+            // header commits to: a forgery by the proposer or by a relayer. Never relayed, never
+            // seen by the machine, and the sender is penalised like for any invalid message.
+            Err(codec::DecodeError::BlockBody(e)) => {
+                tracing::debug!(error = %e, "proposal body does not match its header");
+                return Verdict::Reject("body_mismatch");
+            }
+            Err(_) => return Verdict::Reject("undecodable"),
+        };
+        self.metrics
+            .gossip_signature_checks(Topic::Consensus.label(), 1);
+        match self
+            .metrics
+            .time_signatures(|| message.verified_in(&self.chain_id, &self.validators))
+        {
+            // Checked once, here: the machine trusts it for this validator set.
+            Ok(v) => {
+                self.seen_consensus.insert(id, ());
+                Verdict::Accept(Gossiped::Consensus(v))
+            }
+            // A bad signature or a signer outside the validator set.
+            Err(_) => Verdict::Reject("bad_signature"),
+        }
+    }
+
+    fn validate_evidence(&self, data: &[u8]) -> Verdict<Gossiped> {
+        let Ok(ConsensusGossip::Evidence(e)) =
+            codec::decode_bounded::<ConsensusGossip>(data, MAX_GOSSIP_BYTES)
+        else {
+            return Verdict::Reject("undecodable");
+        };
+        self.metrics
+            .gossip_signature_checks(Topic::Consensus.label(), 2);
+        if self
+            .metrics
+            .time_signatures(|| e.verify(&self.chain_id, self.validators.set()).is_ok())
+        {
+            tracing::warn!(?e, "equivocation evidence received");
+            // Logged; the driver has nothing to do with it, and it is not relayed.
+            Verdict::Ignore("evidence")
+        } else {
+            Verdict::Reject("invalid_evidence")
+        }
+    }
+}
+
+/// The height of an encoded [`ConsensusMessage`], read without decoding it: after the message's
+/// tag, a proposal starts with its height; a vote with its kind's tag, then its height (borsh: u8
+/// tags, u64 little-endian). Pinned against the encoding by a test.
+fn peek_height(message: &[u8]) -> Option<u64> {
+    let at = match message.first()? {
+        0 => 1,
+        1 => 2,
+        _ => return None,
+    };
+    let bytes = message.get(at..at + 8)?;
+    let mut le = [0u8; 8];
+    le.copy_from_slice(bytes);
+    Some(u64::from_le_bytes(le))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use ledger_core::consensus::Proposal;
     use ledger_core::merkle::merkle_root;
     use ledger_core::{
-        Address, Amount, Block, BlockHeader, Hash, Height, Keypair, Nonce, Round, Signature,
-        TimestampMs, Transaction, Validator as V,
+        Amount, Block, BlockHeader, Height, Keypair, Nonce, Round, Signature, SignedVote,
+        TimestampMs, Transaction, Validator as V, Vote, VoteKind,
     };
 
-    fn setup() -> (ChainId, Arc<ValidatorSet>) {
+    /// The committed chain as the validator sees it: a head height and funded dev accounts 0-3.
+    struct FakeLedger {
+        head: AtomicU64,
+    }
+
+    impl LedgerView for FakeLedger {
+        fn head_height(&self) -> u64 {
+            self.head.load(Ordering::SeqCst)
+        }
+        fn account(&self, address: &Address) -> Option<Account> {
+            let funded = (0..4).any(|i| Keypair::dev("account", i).address() == *address);
+            Some(Account {
+                balance: Amount(if funded { 1_000_000 } else { 0 }),
+                nonce: Nonce(0),
+            })
+        }
+    }
+
+    const NOW_SECS: u64 = 1_000_000;
+
+    struct Setup {
+        chain: ChainId,
+        validators: Arc<ValidatorSet>,
+        ledger: Arc<FakeLedger>,
+        metrics: Arc<Metrics>,
+        v: Validator<Gossiped>,
+    }
+
+    fn setup() -> Setup {
         let k = Keypair::dev("validator", 0);
         let set = ValidatorSet::new(vec![V {
             address: k.address(),
@@ -128,62 +424,279 @@ mod tests {
             power: 1,
         }])
         .expect("valid set");
-        (ChainId::new("wire-test").expect("valid"), Arc::new(set))
+        let chain = ChainId::new("wire-test").expect("valid");
+        let validators = Arc::new(set);
+        let ledger = Arc::new(FakeLedger {
+            head: AtomicU64::new(0),
+        });
+        let metrics = Arc::new(Metrics::new());
+        let v = validator(GossipChecks {
+            chain_id: chain.clone(),
+            validators: validators.clone(),
+            metrics: metrics.clone(),
+            ledger: ledger.clone(),
+            policy: TxPolicy {
+                min_fee: 1,
+                nonce_window: 64,
+            },
+            now_secs: Arc::new(|| NOW_SECS),
+        });
+        Setup {
+            chain,
+            validators,
+            ledger,
+            metrics,
+            v,
+        }
     }
 
-    fn tx(chain: &ChainId, nonce: u64) -> SignedTransaction {
-        let k = Keypair::dev("account", 0);
+    impl Setup {
+        fn signature_checks(&self, topic: &str) -> f64 {
+            self.metrics
+                .sample(&format!(
+                    "ledger_gossip_signature_checks_total{{topic=\"{topic}\"}}"
+                ))
+                .unwrap_or(0.0)
+        }
+    }
+
+    fn transfer(chain: &ChainId, from: &str, i: u32, nonce: u64, fee: u64) -> SignedTransaction {
+        let k = Keypair::dev(from, i);
         Transaction {
             chain_id: chain.clone(),
             from: k.public(),
-            to: Keypair::dev("account", 1).address(),
+            to: Keypair::dev("account", 9).address(),
             amount: Amount(5),
-            fee: Amount(1),
+            fee: Amount(fee),
             nonce: Nonce(nonce),
             memo: vec![],
         }
         .sign(&k)
     }
 
+    fn tx(chain: &ChainId, nonce: u64) -> SignedTransaction {
+        transfer(chain, "account", 0, nonce, 1)
+    }
+
+    fn vote(chain: &ChainId, height: u64) -> ConsensusMessage {
+        let k = Keypair::dev("validator", 0);
+        ConsensusMessage::Vote(
+            Vote {
+                kind: VoteKind::Prevote,
+                height: Height(height),
+                round: Round(0),
+                block_hash: None,
+                validator: k.address(),
+            }
+            .sign(chain, &k),
+        )
+    }
+
+    fn message(m: &ConsensusMessage) -> Vec<u8> {
+        encode_consensus(&ConsensusGossip::Message(m.clone()))
+    }
+
+    fn resend(m: &ConsensusMessage, sent_at_secs: u64) -> Vec<u8> {
+        encode_consensus(&ConsensusGossip::Resend {
+            sent_at_secs,
+            message: m.clone(),
+        })
+    }
+
     #[test]
     fn a_valid_batch_is_accepted_and_one_bad_signature_rejects_it() {
-        let (chain, set) = setup();
-        let metrics = Arc::new(Metrics::new());
-        let v = validator(chain.clone(), set, metrics.clone());
-        let mut txs: Vec<SignedTransaction> = (0..10).map(|n| tx(&chain, n)).collect();
+        let s = setup();
+        let mut txs: Vec<SignedTransaction> = (0..10).map(|n| tx(&s.chain, n)).collect();
         assert!(
-            matches!(v(Topic::Transactions, &encode_txs(&txs)), Verdict::Accept(NetInbound::VerifiedTransactions(t)) if t.len() == 10)
+            matches!((s.v)(Topic::Transactions, &encode_txs(&txs)), Verdict::Accept(Gossiped::Transactions(t)) if t.len() == 10)
         );
-        txs[7].signature.0[3] ^= 1;
+        let mut fresh: Vec<SignedTransaction> = (10..20).map(|n| tx(&s.chain, n)).collect();
+        fresh[7].signature.0[3] ^= 1;
         assert!(matches!(
-            v(Topic::Transactions, &encode_txs(&txs)),
+            (s.v)(Topic::Transactions, &encode_txs(&fresh)),
             Verdict::Reject("invalid_tx")
         ));
-        // One observation per batch.
+        // One observation per batch; one check per transaction.
         assert_eq!(
-            metrics.sample("ledger_signature_verify_seconds_count"),
+            s.metrics.sample("ledger_signature_verify_seconds_count"),
             Some(2.0)
         );
+        assert_eq!(s.signature_checks("txs"), 20.0);
+        // A badly signed transaction is refused even among known ones.
+        txs[3].signature.0[3] ^= 1;
+        assert!(matches!(
+            (s.v)(Topic::Transactions, &encode_txs(&txs[..4])),
+            Verdict::Reject("invalid_tx")
+        ));
+    }
+
+    /// The flood of the issue: 2,000 validly signed transfers from keys that own nothing, with
+    /// zero fee and any nonce, are refused on the committed state alone: no signature is checked.
+    #[test]
+    fn a_batch_from_unfunded_senders_is_rejected_before_any_signature_check() {
+        let s = setup();
+        let flood: Vec<SignedTransaction> = (0..2_000u32)
+            .map(|i| transfer(&s.chain, "nobody", i, u64::from(i) * 7, 0))
+            .collect();
+        assert!(matches!(
+            (s.v)(Topic::Transactions, &encode_txs(&flood)),
+            Verdict::Reject("unfunded")
+        ));
+        assert_eq!(s.signature_checks("txs"), 0.0);
+    }
+
+    #[test]
+    fn below_the_fee_floor_beyond_the_nonce_window_or_committed_is_skipped_unverified() {
+        let s = setup();
+        let cheap = transfer(&s.chain, "account", 1, 0, 0);
+        let far = transfer(&s.chain, "account", 2, 65, 1);
+        let good = transfer(&s.chain, "account", 3, 0, 1);
+        match (s.v)(
+            Topic::Transactions,
+            &encode_txs(&[cheap.clone(), far.clone(), good]),
+        ) {
+            Verdict::Accept(Gossiped::Transactions(t)) => assert_eq!(t.len(), 1),
+            other => panic!("expected the one good transfer: {other:?}"),
+        }
+        assert_eq!(s.signature_checks("txs"), 1.0);
+        assert!(matches!(
+            (s.v)(Topic::Transactions, &encode_txs(&[cheap, far])),
+            Verdict::Useless("no_new_txs")
+        ));
+        assert_eq!(s.signature_checks("txs"), 1.0);
+        for reason in ["below_fee_floor", "beyond_nonce_window"] {
+            assert_eq!(
+                s.metrics.sample(&format!(
+                    "ledger_gossip_txs_skipped_total{{reason=\"{reason}\"}}"
+                )),
+                Some(2.0),
+                "{reason}"
+            );
+        }
+    }
+
+    /// Repacking transactions already verified into a new batch (new bytes, so a new gossip id)
+    /// costs no signature check: the batch has nothing new.
+    #[test]
+    fn known_transactions_in_a_new_batch_are_not_verified_again() {
+        let s = setup();
+        let txs: Vec<SignedTransaction> = (0..50).map(|n| tx(&s.chain, n)).collect();
+        assert!(matches!(
+            (s.v)(Topic::Transactions, &encode_txs(&txs)),
+            Verdict::Accept(_)
+        ));
+        let mut repacked = txs.clone();
+        repacked.reverse();
+        assert!(matches!(
+            (s.v)(Topic::Transactions, &encode_txs(&repacked)),
+            Verdict::Useless("no_new_txs")
+        ));
+        assert_eq!(s.signature_checks("txs"), 50.0);
     }
 
     #[test]
     fn garbage_and_empty_batches_are_rejected_on_both_topics() {
-        let (chain, set) = setup();
-        let v = validator(chain, set, Arc::new(Metrics::new()));
+        let s = setup();
         for data in [vec![], vec![0xFF; 40], vec![1, 2, 3]] {
             assert!(matches!(
-                v(Topic::Transactions, &data),
+                (s.v)(Topic::Transactions, &data),
                 Verdict::Reject("undecodable")
             ));
             assert!(matches!(
-                v(Topic::Consensus, &data),
+                (s.v)(Topic::Consensus, &data),
                 Verdict::Reject("undecodable")
             ));
         }
         assert!(matches!(
-            v(Topic::Transactions, &encode_txs(&[])),
+            (s.v)(Topic::Transactions, &encode_txs(&[])),
             Verdict::Reject("batch_size")
         ));
+    }
+
+    /// The height is read at a fixed place before decoding; this pins that place to the encoding.
+    #[test]
+    fn peek_height_reads_the_height_of_proposals_and_votes() {
+        let s = setup();
+        let v = vote(&s.chain, 77);
+        assert_eq!(peek_height(&codec::encode(&v)), Some(77));
+        let p = proposal(&s.chain, 1, 0).0;
+        assert_eq!(peek_height(&codec::encode(&p)), Some(1));
+        assert_eq!(peek_height(&[]), None);
+        assert_eq!(peek_height(&[2, 0, 0]), None);
+    }
+
+    #[test]
+    fn stale_and_far_future_consensus_messages_cost_no_signature_check() {
+        let s = setup();
+        s.ledger.head.store(10, Ordering::SeqCst);
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &message(&vote(&s.chain, 10))),
+            Verdict::Useless("stale")
+        ));
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &message(&vote(&s.chain, 13))),
+            Verdict::Ignore("future")
+        ));
+        // Even with a broken signature: staleness is decided first.
+        let mut bad = vote(&s.chain, 3);
+        if let ConsensusMessage::Vote(v) = &mut bad {
+            v.signature.0[0] ^= 1;
+        }
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &message(&bad)),
+            Verdict::Useless("stale")
+        ));
+        assert_eq!(s.signature_checks("consensus"), 0.0);
+        for h in [11, 12] {
+            assert!(matches!(
+                (s.v)(Topic::Consensus, &message(&vote(&s.chain, h))),
+                Verdict::Accept(Gossiped::Consensus(_))
+            ));
+        }
+        assert_eq!(s.signature_checks("consensus"), 2.0);
+    }
+
+    #[test]
+    fn a_resent_message_is_verified_once_and_only_within_the_window() {
+        let s = setup();
+        let v = vote(&s.chain, 1);
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &resend(&v, NOW_SECS - 3)),
+            Verdict::Accept(_)
+        ));
+        // Another copy with another second: new bytes, same message, no second check.
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &resend(&v, NOW_SECS)),
+            Verdict::Ignore("known")
+        ));
+        // The first publication after a resend: a peer that knew it should not send it again.
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &message(&v)),
+            Verdict::Useless("known")
+        ));
+        assert_eq!(s.signature_checks("consensus"), 1.0);
+        for sent in [
+            NOW_SECS - RESEND_WINDOW_SECS - 1,
+            NOW_SECS + RESEND_WINDOW_SECS + 1,
+        ] {
+            assert!(matches!(
+                (s.v)(Topic::Consensus, &resend(&vote(&s.chain, 2), sent)),
+                Verdict::Useless("resend_window")
+            ));
+        }
+        assert!(matches!(
+            (s.v)(
+                Topic::Consensus,
+                &resend(&vote(&s.chain, 2), NOW_SECS + RESEND_WINDOW_SECS)
+            ),
+            Verdict::Accept(_)
+        ));
+        // A resend too short to hold its second.
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &[TAG_RESEND, 1, 2]),
+            Verdict::Reject("undecodable")
+        ));
+        let _ = &s.validators;
     }
 
     /// A signed proposal's wire layout with an unchecked block, as a forger would send it.
@@ -199,20 +712,15 @@ mod tests {
         signature: Signature,
     }
 
-    /// A gossiped proposal whose body is not its header's (a relayer dropped a transaction) is
-    /// rejected as `body_mismatch`, so gossipsub penalises the sender and the machine never sees
-    /// it; the real proposal, arriving after it, is accepted (its bytes, and so its gossip message
-    /// id, differ from the forgery's) and handed on verified.
-    #[test]
-    fn a_proposal_with_a_swapped_body_is_rejected_and_the_real_one_still_accepted() {
+    /// A real proposal at `height` carrying two transfers, and its unsealed block.
+    fn proposal(chain: &ChainId, height: u64, first_nonce: u64) -> (ConsensusMessage, Block) {
         let key = Keypair::dev("validator", 0);
-        let (chain, set) = setup();
-        let txs = vec![tx(&chain, 0), tx(&chain, 1)];
+        let txs = vec![tx(chain, first_nonce), tx(chain, first_nonce + 1)];
         let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
         let block = Block {
             header: BlockHeader {
                 chain_id: chain.clone(),
-                height: Height(1),
+                height: Height(height),
                 prev_hash: Hash::ZERO,
                 timestamp_ms: TimestampMs(1),
                 proposer: key.address(),
@@ -226,13 +734,28 @@ mod tests {
         };
         let sealed = block.clone().seal().expect("header made from the body");
         let real = Proposal {
-            height: Height(1),
+            height: Height(height),
             round: Round(0),
             pol_round: None,
             proposer: key.address(),
             block: sealed,
         }
-        .sign(&chain, &key);
+        .sign(chain, &key);
+        (ConsensusMessage::Proposal(real), block)
+    }
+
+    /// A gossiped proposal whose body is not its header's (a relayer dropped a transaction) is
+    /// rejected as `body_mismatch`, so gossipsub penalises the sender and the machine never sees
+    /// it; the real proposal, arriving after it, is accepted (its bytes, and so its gossip message
+    /// id, differ from the forgery's) and handed on verified.
+    #[test]
+    fn a_proposal_with_a_swapped_body_is_rejected_and_the_real_one_still_accepted() {
+        let s = setup();
+        let key = Keypair::dev("validator", 0);
+        let (real, block) = proposal(&s.chain, 1, 0);
+        let ConsensusMessage::Proposal(real) = real else {
+            unreachable!("made as a proposal")
+        };
         let mut forged_block = block;
         forged_block.txs.truncate(1);
         forged_block.header.tx_count = 1;
@@ -257,20 +780,36 @@ mod tests {
             real_len - codec::encode(real.proposal.block.block()).len(),
             99
         );
-        let v = validator(chain, set, Arc::new(Metrics::new()));
         assert!(matches!(
-            v(Topic::Consensus, &forged),
+            (s.v)(Topic::Consensus, &forged),
             Verdict::Reject("body_mismatch")
         ));
         let real_bytes = encode_consensus(&ConsensusGossip::Message(ConsensusMessage::Proposal(
             real.clone(),
         )));
         assert_ne!(real_bytes, forged);
-        match v(Topic::Consensus, &real_bytes) {
-            Verdict::Accept(NetInbound::VerifiedConsensus(m)) => {
+        match (s.v)(Topic::Consensus, &real_bytes) {
+            Verdict::Accept(Gossiped::Consensus(m)) => {
                 assert_eq!(m.message(), &ConsensusMessage::Proposal(real));
             }
             other => panic!("the real proposal was not accepted: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_vote_signed_by_someone_else_is_rejected() {
+        let s = setup();
+        let mut v = vote(&s.chain, 1);
+        if let ConsensusMessage::Vote(SignedVote { signature, .. }) = &mut v {
+            *signature = Keypair::dev("validator", 5).sign(
+                ledger_core::crypto::Domain::Vote,
+                &s.chain,
+                b"something else",
+            );
+        }
+        assert!(matches!(
+            (s.v)(Topic::Consensus, &message(&v)),
+            Verdict::Reject("bad_signature")
+        ));
     }
 }

@@ -153,7 +153,9 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
         block: block.clone(),
     }
     .sign(&chain, &validator0);
-    let tampered = |i: u64| {
+    // At the node's next height: gossip validation sets aside messages of committed heights
+    // (useless, not invalid) before it decodes them, and the node commits a block a second.
+    let tampered = |i: u64, height: u64| {
         let mut body = block.block().clone();
         body.txs.push(transfer(
             &chain,
@@ -166,7 +168,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
         ledger_core::codec::encode(&WireProposal {
             gossip_tag: 0,
             message_tag: 0,
-            height: real.proposal.height,
+            height: ledger_core::Height(height),
             round: Round(i as u32),
             pol_round: None,
             proposer: real.proposal.proposer,
@@ -183,7 +185,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut round = 0u64;
     'tampered: loop {
-        bad.publish(Topic::Consensus, tampered(round));
+        bad.publish(Topic::Consensus, tampered(round, next_height(&node)));
         round += 1;
         let wait_until = Instant::now() + Duration::from_secs(1);
         while Instant::now() < wait_until {
@@ -208,7 +210,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     let mut blocked = false;
     let deadline = Instant::now() + Duration::from_secs(30);
     for i in 0u64.. {
-        bad.publish(Topic::Consensus, tampered(round + i));
+        bad.publish(Topic::Consensus, tampered(round + i, next_height(&node)));
         // Distinct bytes each time (gossip ids are content hashes, so a repeat would be dropped).
         let mut garbage = vec![0xFFu8; 64];
         garbage[..8].copy_from_slice(&i.to_le_bytes());
@@ -268,6 +270,13 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     }
     let (_, acc) = node.get(&format!("/v1/accounts/{}", account(2).address()));
     assert_eq!(acc["nonce"], json!(20), "{acc}");
+}
+
+/// The height the node is deciding: its head + 1.
+fn next_height(node: &Process) -> u64 {
+    let (status, v) = node.get("/v1/status");
+    assert_eq!(status, 200, "{v}");
+    v["height"].as_u64().expect("height") + 1
 }
 
 fn wait_final(node: &Process, hash: &str) -> Value {

@@ -179,18 +179,18 @@ async fn full_node_applies_synced_blocks_and_ignores_a_bad_certificate() {
     // First a block whose certificate is for another block: ignored.
     let mut forged = blocks[0].clone();
     forged.commit.block_hash = ledger_core::Hash::digest(b"other");
-    net.inbound
+    net.sync_in
         .send(node::net_types::NetInbound::Blocks(vec![forged]))
         .await
         .expect("send");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(node.head.borrow().height.0, 0);
     // Then the real ones, in two messages, with an overlap.
-    net.inbound
+    net.sync_in
         .send(node::net_types::NetInbound::Blocks(blocks[..2].to_vec()))
         .await
         .expect("send");
-    net.inbound
+    net.sync_in
         .send(node::net_types::NetInbound::Blocks(blocks.clone()))
         .await
         .expect("send");
