@@ -102,6 +102,11 @@ pub enum BatchStatus {
     Rejected {
         reason: ledger_core::TxError,
     },
+    /// Not answered today (a transaction the pool dropped is admitted afresh when sent again);
+    /// here so that every [`TxStatus`] has its batch form.
+    Dropped {
+        reason: ledger_core::api::DropReason,
+    },
     Error {
         #[schema(value_type = super::openapi::ErrorBody)]
         error: ledger_core::api::ApiError,
@@ -239,6 +244,7 @@ pub async fn submit_batch(
                 Ok(TxStatus::Rejected { reason }) | Err(AdmitError::Tx(reason)) => {
                     BatchStatus::Rejected { reason }
                 }
+                Ok(TxStatus::Dropped { reason }) => BatchStatus::Dropped { reason },
                 Err(e) => BatchStatus::Error {
                     error: ApiFailure::from(e).body,
                 },
