@@ -266,9 +266,9 @@ pub async fn submit_batch(
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
     params(("hash" = Hash, Path, description = "Transaction hash")),
     responses(
-        (status = 200, description = "Pending, final (with its place) or rejected (with the reason)", body = TxResponse),
+        (status = 200, description = "`pending`; `final` (with its place); `rejected` (invalid: `reason` is the TxError code with its fields); or `dropped` (valid, but let go of by the mempool: `reason.code` is `evicted` (with `by_fee`), `replaced` (with `by`, the replacement's hash) or `expired` (with `ttl_secs`); send it again to retry)", body = TxResponse),
         (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
-        (status = 404, description = "not_found: never seen, or rejected long ago", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found: never seen, or rejected or dropped long ago", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_tx(
     State(ctx): State<ApiContext>,
@@ -296,6 +296,12 @@ pub async fn get_tx(
         PoolStatus::Rejected(reason) => Ok(Json(TxResponse {
             hash,
             status: TxStatus::Rejected { reason },
+            transaction: None,
+            from_address: None,
+        })),
+        PoolStatus::Dropped(reason) => Ok(Json(TxResponse {
+            hash,
+            status: TxStatus::Dropped { reason },
             transaction: None,
             from_address: None,
         })),
