@@ -14,7 +14,8 @@ against a real node in CI (testnet/tests/it/python_client.rs).
         signs, submits (POST /v1/transactions), and with --wait polls GET /v1/transactions/{hash}
         until the transfer is final. Prints `final hash=<hex> height=<h> index=<i>` (or
         `pending hash=<hex>` without --wait). Exit 1 with the node's error code when it is refused,
-        2 on bad arguments, 3 when the node cannot be reached or the wait times out.
+        2 on bad arguments, 3 when the node cannot be reached or the wait times out, 4 when the
+        mempool dropped it while waiting (status `dropped`: evicted, replaced or expired).
 """
 
 import argparse
@@ -404,6 +405,11 @@ def transfer(args):
             reason = r.get("reason", {})
             print("rejected: %s %s" % (reason.get("code"), json.dumps(reason)), file=sys.stderr)
             return 1
+        if r["status"] == "dropped":
+            # Valid, but the mempool let go of it (evicted, replaced or expired): not applied.
+            reason = r.get("reason", {})
+            print("dropped: %s %s" % (reason.get("code"), json.dumps(reason)), file=sys.stderr)
+            return 4
         if time.monotonic() >= deadline:
             print("not final after %d s (status %s)" % (args.timeout, r["status"]), file=sys.stderr)
             return 3

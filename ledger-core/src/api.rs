@@ -21,8 +21,53 @@ pub enum TxStatus {
     Pending,
     /// In the block at `height`, at position `index`; final (the block carries a commit certificate).
     Final { height: Height, index: u32 },
-    /// Refused, or dropped from the mempool, with the reason.
+    /// Refused because the transaction is invalid, with the reason: at submission, after a commit
+    /// made it so (its nonce used, the balance spent), or when a block was built.
     Rejected { reason: TxError },
+    /// Left the mempool without being invalid ([`DropReason`]); it will not be included unless it
+    /// is sent again.
+    Dropped { reason: DropReason },
+}
+
+/// Why the mempool let go of a valid transaction. Serialized like [`TxError`]: `code` names the
+/// reason, its fields sit beside it, e.g. `{"code":"replaced","by":"<hash>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DropReason {
+    /// The pool was full and a transaction paying a higher fee (`by_fee`) needed the room.
+    Evicted { by_fee: Amount },
+    /// The same sender sent the same nonce again with a higher fee: the transaction `by`.
+    Replaced { by: Hash },
+    /// Pending longer than the node's `mempool.tx_ttl_secs`.
+    Expired { ttl_secs: u64 },
+}
+
+impl DropReason {
+    /// A stable machine-readable code (the same string as the JSON `code` tag).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DropReason::Evicted { .. } => "evicted",
+            DropReason::Replaced { .. } => "replaced",
+            DropReason::Expired { .. } => "expired",
+        }
+    }
+}
+
+/// One phrase, e.g. "replaced by 3f9a… (higher fee)" (fees in base units, as in [`TxError`]'s).
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::Evicted { by_fee } => {
+                write!(
+                    f,
+                    "evicted to make room for a transaction paying fee {by_fee}"
+                )
+            }
+            DropReason::Replaced { by } => write!(f, "replaced by {by} (higher fee)"),
+            DropReason::Expired { ttl_secs } => write!(f, "expired after {ttl_secs} s pending"),
+        }
+    }
 }
 
 /// `POST /v1/transactions` answer (also one entry of the batch answer).
@@ -41,7 +86,7 @@ pub struct TxResponse {
     pub hash: Hash,
     #[serde(flatten)]
     pub status: TxStatus,
-    /// Absent for a rejected transaction the node no longer holds.
+    /// Absent for a rejected or dropped transaction (the node no longer holds it).
     pub transaction: Option<SignedTransaction>,
     /// The sender's address (derived from the public key), for display.
     pub from_address: Option<Address>,
@@ -281,5 +326,36 @@ mod tests {
         let v = serde_json::to_value(&r).expect("serializes");
         assert_eq!(v["status"], "final");
         assert_eq!(v["height"], 3);
+    }
+
+    /// `dropped` is its own status, its reason shaped like a rejection's: a `code` and its fields.
+    #[test]
+    fn dropped_status_names_the_reason_by_code_with_its_fields() {
+        let by = Hash::digest(b"replacement");
+        let cases = [
+            (
+                DropReason::Evicted { by_fee: Amount(7) },
+                serde_json::json!({"status": "dropped", "reason": {"code": "evicted", "by_fee": 7}}),
+            ),
+            (
+                DropReason::Replaced { by },
+                serde_json::json!({"status": "dropped", "reason": {"code": "replaced", "by": by.to_hex()}}),
+            ),
+            (
+                DropReason::Expired { ttl_secs: 600 },
+                serde_json::json!({"status": "dropped", "reason": {"code": "expired", "ttl_secs": 600}}),
+            ),
+        ];
+        for (reason, json) in cases {
+            assert_eq!(json["reason"]["code"], reason.code());
+            let status = TxStatus::Dropped { reason };
+            assert_eq!(serde_json::to_value(&status).expect("serializes"), json);
+            let back: TxStatus = serde_json::from_value(json).expect("parses");
+            assert_eq!(back, status);
+        }
+        assert_eq!(
+            DropReason::Replaced { by }.to_string(),
+            format!("replaced by {by} (higher fee)")
+        );
     }
 }

@@ -20,8 +20,12 @@
 //!   opens a nonce gap in front of other pending transactions).
 //! - **Expiry**: a transaction pending longer than `tx_ttl_secs` is dropped.
 //! - **Re-check after each commit**: included transactions leave; the senders whose accounts changed
-//!   are re-checked (stale nonces, balances that no longer cover), and what is dropped is remembered
+//!   are re-checked (stale nonces, balances that no longer cover), and what is removed is remembered
 //!   as rejected with its reason, so `GET /v1/transactions/{hash}` can say why.
+//! - **Rejected or dropped**: a transaction that is invalid (at admission, after a commit, at block
+//!   building) is remembered as *rejected* with its `TxError`; a valid one the pool let go of
+//!   (evicted, replaced, expired) as *dropped* with its [`DropReason`], so a client can tell "fix
+//!   it" from "send it again".
 //! - **Candidates** for a block are, per sender, the contiguous run of nonces starting at the
 //!   account's nonce, merged across senders by fee (highest first) without breaking nonce order.
 
@@ -30,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDequ
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ledger_core::api::DropReason;
 use ledger_core::state::Account;
 use ledger_core::{
     Address, Amount, ChainId, Hash, Nonce, SignedTransaction, TxError, VerifiedTransaction,
@@ -94,8 +99,27 @@ pub enum Admitted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolStatus {
     Pending(Box<SignedTransaction>),
+    /// Invalid: refused at admission, or removed after a commit or a block build found it so.
     Rejected(TxError),
+    /// Valid, but let go of: evicted, replaced or expired.
+    Dropped(DropReason),
     Unknown,
+}
+
+/// Why a transaction recently left the pool (or never entered it), as remembered for the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Removal {
+    Rejected(TxError),
+    Dropped(DropReason),
+}
+
+impl From<Removal> for PoolStatus {
+    fn from(r: Removal) -> PoolStatus {
+        match r {
+            Removal::Rejected(e) => PoolStatus::Rejected(e),
+            Removal::Dropped(d) => PoolStatus::Dropped(d),
+        }
+    }
 }
 
 /// Sizes for metrics and `/v1/status`.
@@ -127,11 +151,11 @@ struct SenderQueue {
     by_nonce: BTreeMap<Nonce, Hash>,
 }
 
-/// A bounded record of recent rejections: insertion order, oldest forgotten first.
+/// A bounded record of recent rejections and drops: insertion order, oldest forgotten first.
 #[derive(Debug)]
 struct RecentRejections {
     max_len: usize,
-    map: HashMap<Hash, TxError>,
+    map: HashMap<Hash, Removal>,
     order: VecDeque<Hash>,
 }
 
@@ -144,7 +168,7 @@ impl RecentRejections {
         }
     }
 
-    fn insert(&mut self, hash: Hash, reason: TxError) {
+    fn insert(&mut self, hash: Hash, reason: Removal) {
         if self.map.insert(hash, reason).is_none() {
             self.order.push_back(hash);
         }
@@ -155,8 +179,16 @@ impl RecentRejections {
         }
     }
 
-    fn get(&self, hash: &Hash) -> Option<&TxError> {
+    fn get(&self, hash: &Hash) -> Option<&Removal> {
         self.map.get(hash)
+    }
+
+    fn note_rejected(&mut self, hash: Hash, reason: TxError) {
+        self.insert(hash, Removal::Rejected(reason));
+    }
+
+    fn note_dropped(&mut self, hash: Hash, reason: DropReason) {
+        self.insert(hash, Removal::Dropped(reason));
     }
 
     fn remove(&mut self, hash: &Hash) {
@@ -213,7 +245,7 @@ impl Pool {
             return PoolStatus::Pending(Box::new(e.tx.signed().clone()));
         }
         match self.rejected.get(hash) {
-            Some(r) => PoolStatus::Rejected(r.clone()),
+            Some(r) => r.clone().into(),
             None => PoolStatus::Unknown,
         }
     }
@@ -221,7 +253,7 @@ impl Pool {
     /// Remembers a rejection that happened before the pool (e.g. a bad signature).
     pub fn record_rejected(&mut self, hash: Hash, reason: TxError) {
         if !self.entries.contains_key(&hash) {
-            self.rejected.insert(hash, reason);
+            self.rejected.note_rejected(hash, reason);
         }
     }
 
@@ -258,7 +290,7 @@ impl Pool {
         }
         let result = self.try_admit(tx, account, now);
         if let Err(AdmitError::Tx(reason)) = &result {
-            self.rejected.insert(hash, reason.clone());
+            self.rejected.note_rejected(hash, reason.clone());
         }
         result
     }
@@ -370,27 +402,16 @@ impl Pool {
             }
         }
         for h in evict {
-            let fee = t.fee;
-            if let Some(e) = self.remove(&h) {
-                self.rejected.insert(
-                    h,
-                    TxError::FeeTooLow {
-                        min: fee,
-                        got: e.tx.tx().fee,
-                    },
-                );
+            if self.remove(&h).is_some() {
+                self.rejected
+                    .note_dropped(h, DropReason::Evicted { by_fee: t.fee });
             }
         }
         if let Some(old) = replaced
-            && let Some(e) = self.remove(&old)
+            && self.remove(&old).is_some()
         {
-            self.rejected.insert(
-                old,
-                TxError::FeeTooLow {
-                    min: t.fee,
-                    got: e.tx.tx().fee,
-                },
-            );
+            self.rejected
+                .note_dropped(old, DropReason::Replaced { by: hash });
         }
         // Insert.
         let seq = self.next_seq;
@@ -456,8 +477,9 @@ impl Pool {
 
     /// Checks every index against the others (like reth's `assert_invariants`): each entry is in
     /// its sender's nonce queue and the queues hold nothing else, each sender's tail is its
-    /// highest nonce, `bytes` is the entries' size, the caps hold, and the age queue holds every
-    /// entry and stays bounded by `max_txs` (stale records are compacted away).
+    /// highest nonce, `bytes` is the entries' size, the caps hold, the age queue holds every
+    /// entry and stays bounded by `max_txs` (stale records are compacted away), and the record of
+    /// rejections and drops is bounded and names no pending transaction.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut queued = 0;
         for (sender, q) in &self.senders {
@@ -522,6 +544,21 @@ impl Pool {
                 self.cfg.max_txs
             ));
         }
+        if self.rejected.map.len() > self.rejected.max_len {
+            return Err(format!(
+                "{} rejections and drops remembered, at most {}",
+                self.rejected.map.len(),
+                self.rejected.max_len
+            ));
+        }
+        if let Some(h) = self
+            .rejected
+            .map
+            .keys()
+            .find(|h| self.entries.contains_key(*h))
+        {
+            return Err(format!("{h:?} is pending and remembered as removed"));
+        }
         Ok(())
     }
 
@@ -544,7 +581,7 @@ impl Pool {
     /// Removes a transaction found invalid elsewhere (block building) and remembers why.
     pub fn drop_invalid(&mut self, hash: &Hash, reason: TxError) {
         if self.remove(hash).is_some() {
-            self.rejected.insert(*hash, reason);
+            self.rejected.note_rejected(*hash, reason);
         }
     }
 
@@ -565,25 +602,14 @@ impl Pool {
                 break;
             }
             self.by_age.pop_front();
-            let sender = e.tx.sender();
-            let nonce = e.tx.tx().nonce;
-            let base = self
-                .senders
-                .get(&sender)
-                .map(|q| q.base_nonce)
-                .unwrap_or_default();
             if self.remove(&h).is_some() {
                 n += 1;
-                // The usual reason a transaction waits this long is a gap before its nonce.
-                if nonce > base {
-                    self.rejected.insert(
-                        h,
-                        TxError::NonceTooHigh {
-                            expected: base,
-                            got: nonce,
-                        },
-                    );
-                }
+                self.rejected.note_dropped(
+                    h,
+                    DropReason::Expired {
+                        ttl_secs: self.cfg.tx_ttl_secs,
+                    },
+                );
             }
         }
         n
@@ -650,7 +676,7 @@ impl Pool {
                 if let Some(r) = reason
                     && self.remove(&h).is_some()
                 {
-                    self.rejected.insert(h, r.clone());
+                    self.rejected.note_rejected(h, r.clone());
                     dropped.push((h, r));
                 }
             }

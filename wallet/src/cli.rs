@@ -35,7 +35,9 @@ Exit codes:
   0  success
   1  the transaction was rejected, or the command failed (node error, timeout, not found)
   2  usage or input error (bad argument, address, amount or key file); nothing was sent
-  3  the node could not be reached";
+  3  the node could not be reached
+  4  the transaction was dropped from the mempool (evicted, replaced or expired):
+     it will not be applied; sending it again may succeed";
 
 /// Wallet of the ledger: keys, balances, transfers signed locally and followed to finality.
 #[derive(Debug, Parser)]

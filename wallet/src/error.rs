@@ -5,17 +5,21 @@
 //! - 1: the transaction was rejected, or the command failed (node error, timeout, not found, I/O);
 //! - 2: usage or input error (bad argument, bad address or amount, missing or bad key file); nothing
 //!   was sent to the node;
-//! - 3: the node could not be reached.
+//! - 3: the node could not be reached;
+//! - 4: the transaction was dropped from the mempool without being invalid (evicted for a higher
+//!   fee, replaced by the same nonce with a higher fee, or expired): it will not be applied, and
+//!   sending it again may succeed where a rejected one (1) would need changing first.
 
 use std::error::Error as StdError;
 use std::process::ExitCode;
 
+use ledger_core::api::DropReason;
 use ledger_core::{Hash, TxError};
 use serde_json::{Value, json};
 
 use crate::client::NodeError;
 use crate::keys::KeyError;
-use crate::output::explain_tx_error;
+use crate::output::{explain_drop, explain_tx_error};
 
 /// The process exit status, one per kind of outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,7 @@ pub enum Exit {
     Failed = 1,
     Usage = 2,
     Unreachable = 3,
+    Dropped = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -46,6 +51,9 @@ pub enum Error {
     /// The node refused the transaction, at submission or later.
     #[error("rejected: {}", explain_tx_error(.reason))]
     Rejected { hash: Hash, reason: TxError },
+    /// The node let go of the (valid) transaction while it was pending.
+    #[error("dropped from the mempool: {}", explain_drop(.reason))]
+    Dropped { hash: Hash, reason: DropReason },
     #[error("transaction {hash} is not known to the node")]
     TxNotFound { hash: Hash },
     #[error("gave up waiting after {waited_secs}s: transaction {hash} is still {last_status}")]
@@ -67,6 +75,7 @@ impl Error {
             Error::Rejected { .. } | Error::TxNotFound { .. } | Error::WaitTimeout { .. } => {
                 Exit::Failed
             }
+            Error::Dropped { .. } => Exit::Dropped,
         }
     }
 
@@ -78,6 +87,7 @@ impl Error {
             Error::Node(NodeError::Unreachable { .. }) => "unreachable",
             Error::Node(_) => "node_error",
             Error::Rejected { .. } => "rejected",
+            Error::Dropped { .. } => "dropped",
             Error::TxNotFound { .. } => "not_found",
             Error::WaitTimeout { .. } => "timeout",
         }
@@ -92,6 +102,10 @@ impl Error {
         });
         match self {
             Error::Rejected { hash, reason } => {
+                e["hash"] = json!(hash);
+                e["reason"] = json!(reason);
+            }
+            Error::Dropped { hash, reason } => {
                 e["hash"] = json!(hash);
                 e["reason"] = json!(reason);
             }
@@ -187,6 +201,31 @@ mod tests {
         });
         assert_eq!(unreachable.exit(), Exit::Unreachable);
         assert_eq!(Exit::Unreachable as u8, 3);
+        let dropped = Error::Dropped {
+            hash: Hash::ZERO,
+            reason: DropReason::Expired { ttl_secs: 600 },
+        };
+        assert_eq!(dropped.exit(), Exit::Dropped);
+        assert_eq!(Exit::Dropped as u8, 4);
+    }
+
+    #[test]
+    fn a_drop_reads_in_plain_words_and_carries_the_typed_reason_in_json() {
+        let by = Hash::digest(b"replacement");
+        let e = Error::Dropped {
+            hash: Hash::ZERO,
+            reason: DropReason::Replaced { by },
+        };
+        assert_eq!(
+            one_line(&e),
+            format!("dropped from the mempool: replaced by {by} (higher fee)")
+        );
+        let v = e.to_json();
+        assert_eq!(v["error"]["code"], "dropped");
+        assert_eq!(v["error"]["reason"]["code"], "replaced");
+        assert_eq!(v["error"]["reason"]["by"], by.to_hex());
+        assert_eq!(v["error"]["hash"], Hash::ZERO.to_hex());
+        assert_eq!(v["error"]["exit_code"], 4);
     }
 
     #[test]

@@ -13,7 +13,7 @@ macro_rules! errln {
 pub(crate) use errln;
 
 use ledger_core::TxError;
-use ledger_core::api::TxStatus;
+use ledger_core::api::{DropReason, TxStatus};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -78,12 +78,32 @@ impl Output {
 }
 
 /// A transaction's status in plain words: "pending", "final at height 7 (index 0)",
-/// "rejected: insufficient funds: have 5, need 12".
+/// "rejected: insufficient funds: have 5, need 12", "dropped from the mempool: replaced by … (higher
+/// fee)".
 pub fn describe_status(status: &TxStatus) -> String {
     match status {
         TxStatus::Pending => "pending".to_string(),
         TxStatus::Final { height, index } => format!("final at height {height} (index {index})"),
         TxStatus::Rejected { reason } => format!("rejected: {}", explain_tx_error(reason)),
+        TxStatus::Dropped { reason } => {
+            format!("dropped from the mempool: {}", explain_drop(reason))
+        }
+    }
+}
+
+/// Why the node let go of a valid transaction, with what to do about it.
+pub fn explain_drop(d: &DropReason) -> String {
+    let hint = match d {
+        DropReason::Evicted { .. } => {
+            Some("the mempool was full; send it again with a higher --fee")
+        }
+        DropReason::Expired { .. } => Some("send it again"),
+        // The replacement's hash says where to look ('wallet tx <hash>').
+        DropReason::Replaced { .. } => None,
+    };
+    match hint {
+        Some(h) => format!("{d} ({h})"),
+        None => d.to_string(),
     }
 }
 
@@ -141,6 +161,35 @@ mod tests {
             }),
             "rejected: insufficient funds: have 5, need 12"
         );
+        let by = ledger_core::Hash::digest(b"replacement");
+        assert_eq!(
+            describe_status(&TxStatus::Dropped {
+                reason: DropReason::Replaced { by }
+            }),
+            format!("dropped from the mempool: replaced by {by} (higher fee)")
+        );
+    }
+
+    #[test]
+    fn each_drop_reason_reads_plainly() {
+        let by = ledger_core::Hash::digest(b"replacement");
+        let cases = [
+            (
+                DropReason::Evicted { by_fee: Amount(7) },
+                "evicted to make room for a transaction paying fee 7 (the mempool was full; send it again with a higher --fee)".to_string(),
+            ),
+            (
+                DropReason::Replaced { by },
+                format!("replaced by {by} (higher fee)"),
+            ),
+            (
+                DropReason::Expired { ttl_secs: 600 },
+                "expired after 600 s pending (send it again)".to_string(),
+            ),
+        ];
+        for (d, text) in cases {
+            assert_eq!(explain_drop(&d), text);
+        }
     }
 
     #[test]

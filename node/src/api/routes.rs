@@ -102,6 +102,11 @@ pub enum BatchStatus {
     Rejected {
         reason: ledger_core::TxError,
     },
+    /// Not answered today (a transaction the pool dropped is admitted afresh when sent again);
+    /// here so that every [`TxStatus`] has its batch form.
+    Dropped {
+        reason: ledger_core::api::DropReason,
+    },
     Error {
         #[schema(value_type = super::openapi::ErrorBody)]
         error: ledger_core::api::ApiError,
@@ -239,6 +244,7 @@ pub async fn submit_batch(
                 Ok(TxStatus::Rejected { reason }) | Err(AdmitError::Tx(reason)) => {
                     BatchStatus::Rejected { reason }
                 }
+                Ok(TxStatus::Dropped { reason }) => BatchStatus::Dropped { reason },
                 Err(e) => BatchStatus::Error {
                     error: ApiFailure::from(e).body,
                 },
@@ -260,9 +266,9 @@ pub async fn submit_batch(
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
     params(("hash" = Hash, Path, description = "Transaction hash")),
     responses(
-        (status = 200, description = "Pending, final (with its place) or rejected (with the reason)", body = TxResponse),
+        (status = 200, description = "`pending`; `final` (with its place); `rejected` (invalid: `reason` is the TxError code with its fields); or `dropped` (valid, but let go of by the mempool: `reason.code` is `evicted` (with `by_fee`), `replaced` (with `by`, the replacement's hash) or `expired` (with `ttl_secs`); send it again to retry)", body = TxResponse),
         (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
-        (status = 404, description = "not_found: never seen, or rejected long ago", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found: never seen, or rejected or dropped long ago", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_tx(
     State(ctx): State<ApiContext>,
@@ -290,6 +296,12 @@ pub async fn get_tx(
         PoolStatus::Rejected(reason) => Ok(Json(TxResponse {
             hash,
             status: TxStatus::Rejected { reason },
+            transaction: None,
+            from_address: None,
+        })),
+        PoolStatus::Dropped(reason) => Ok(Json(TxResponse {
+            hash,
+            status: TxStatus::Dropped { reason },
             transaction: None,
             from_address: None,
         })),

@@ -142,11 +142,13 @@ fn same_nonce_with_a_higher_fee_replaces_and_with_a_lower_fee_is_refused() {
     let better = tx(&k, 0, 10, 5);
     assert_eq!(p.admit(better.clone(), &a, now), Ok(Admitted::Added));
     assert_eq!(p.stats().txs, 1);
-    assert!(matches!(
+    // The first one was valid: dropped (not rejected), naming its replacement.
+    assert_eq!(
         p.status(&first.hash()),
-        PoolStatus::Rejected(TxError::FeeTooLow { .. })
-    ));
+        PoolStatus::Dropped(DropReason::Replaced { by: better.hash() })
+    );
     assert_eq!(p.candidates(10, 1 << 20)[0].hash(), better.hash());
+    assert_eq!(p.check_invariants(), Ok(()));
 }
 
 #[test]
@@ -186,12 +188,38 @@ fn full_pool_evicts_the_lowest_fee_tail_for_a_higher_fee() {
     // Better: evicts a's tail (nonce 1), never a's nonce 0 in front of it.
     assert_eq!(p.admit(tx(&d, 0, 10, 4), &rich, now), Ok(Admitted::Added));
     assert_eq!(p.stats().txs, 3);
-    assert!(matches!(
+    // Dropped with the fee that needed the room; the one refused as full is not remembered.
+    assert_eq!(
         p.status(&cheap_tail.hash()),
-        PoolStatus::Rejected(TxError::FeeTooLow { .. })
-    ));
+        PoolStatus::Dropped(DropReason::Evicted { by_fee: Amount(4) })
+    );
+    assert_eq!(p.status(&tx(&c, 0, 10, 2).hash()), PoolStatus::Unknown);
     let cands = p.candidates(10, 1 << 20);
     assert_eq!(cands.len(), 3);
+    assert_eq!(p.check_invariants(), Ok(()));
+}
+
+#[test]
+fn an_evicted_transaction_sent_again_is_pending_again() {
+    let mut p = Pool::new(MempoolConfig {
+        max_txs: 1,
+        ..cfg()
+    });
+    let now = Instant::now();
+    let (a, b) = (Keypair::dev("a", 0), Keypair::dev("b", 0));
+    let rich = acct(1000, 0);
+    let cheap = tx(&a, 0, 10, 1);
+    assert!(p.admit(cheap.clone(), &rich, now).is_ok());
+    let dear = tx(&b, 0, 10, 9);
+    assert!(p.admit(dear.clone(), &rich, now).is_ok());
+    assert_eq!(
+        p.status(&cheap.hash()),
+        PoolStatus::Dropped(DropReason::Evicted { by_fee: Amount(9) })
+    );
+    // Room again once the dearer one is committed: the same bytes are admitted afresh.
+    p.on_commit(&[dear.hash()], &[(b.address(), acct(990, 1))]);
+    assert_eq!(p.admit(cheap.clone(), &rich, now), Ok(Admitted::Added));
+    assert!(matches!(p.status(&cheap.hash()), PoolStatus::Pending(_)));
 }
 
 #[test]
@@ -290,22 +318,43 @@ fn commit_drops_included_and_stale_and_unaffordable_transactions() {
 }
 
 #[test]
+fn a_transaction_block_building_finds_invalid_stays_rejected() {
+    let mut p = Pool::new(cfg());
+    let k = Keypair::dev("a", 0);
+    let t = tx(&k, 0, 10, 1);
+    assert!(p.admit(t.clone(), &acct(100, 0), Instant::now()).is_ok());
+    let reason = TxError::NonceTooLow {
+        expected: Nonce(1),
+        got: Nonce(0),
+    };
+    p.drop_invalid(&t.hash(), reason.clone());
+    assert_eq!(p.status(&t.hash()), PoolStatus::Rejected(reason));
+    assert_eq!(p.stats(), PoolStats::default());
+}
+
+#[test]
 fn expired_transactions_leave() {
     let mut p = Pool::new(MempoolConfig {
         tx_ttl_secs: 10,
         ..cfg()
     });
-    let k = Keypair::dev("a", 0);
+    let (k, j) = (Keypair::dev("a", 0), Keypair::dev("b", 0));
     let t0 = Instant::now();
+    // One waits behind a nonce gap, the other is next in line but never made it into a block.
     let gap = tx(&k, 1, 10, 1);
+    let next = tx(&j, 0, 10, 1);
     assert!(p.admit(gap.clone(), &acct(100, 0), t0).is_ok());
+    assert!(p.admit(next.clone(), &acct(100, 0), t0).is_ok());
     assert_eq!(p.expire(t0 + Duration::from_secs(5)), 0);
-    assert_eq!(p.expire(t0 + Duration::from_secs(11)), 1);
+    assert_eq!(p.expire(t0 + Duration::from_secs(11)), 2);
     assert_eq!(p.stats(), PoolStats::default());
-    assert!(matches!(
-        p.status(&gap.hash()),
-        PoolStatus::Rejected(TxError::NonceTooHigh { .. })
-    ));
+    for t in [&gap, &next] {
+        assert_eq!(
+            p.status(&t.hash()),
+            PoolStatus::Dropped(DropReason::Expired { ttl_secs: 10 })
+        );
+    }
+    assert_eq!(p.check_invariants(), Ok(()));
 }
 
 #[test]
@@ -323,6 +372,13 @@ fn rejection_memory_is_bounded() {
         p.status(&hashes[4]),
         PoolStatus::Rejected(TxError::BadSignature)
     );
+    assert!(p.rejected.map.len() <= 3);
+    // Drops share the same bound.
+    let dropped = Hash::digest(b"dropped");
+    p.rejected
+        .note_dropped(dropped, DropReason::Expired { ttl_secs: 60 });
+    assert_eq!(p.status(&hashes[2]), PoolStatus::Unknown);
+    assert!(matches!(p.status(&dropped), PoolStatus::Dropped(_)));
     assert!(p.rejected.map.len() <= 3);
 }
 
@@ -474,5 +530,14 @@ fn the_invariant_checker_reports_a_corrupted_index() {
         })
         .is_err(),
         "an unbounded age queue"
+    );
+    assert!(
+        corrupted(&|p| {
+            let h = *p.entries.keys().next().expect("an entry");
+            p.rejected
+                .note_dropped(h, DropReason::Expired { ttl_secs: 60 });
+        })
+        .is_err(),
+        "a pending transaction remembered as dropped"
     );
 }

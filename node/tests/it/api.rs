@@ -288,6 +288,74 @@ async fn batch_submission_reports_each_transaction_in_order() {
     n.stop().await;
 }
 
+/// Submits `tx`, which must be admitted as pending; its hash.
+async fn submit_pending(n: &InProcess, tx: ledger_core::SignedTransaction) -> String {
+    let (status, v) = n.post_json("/v1/transactions", &tx).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (StatusCode::OK, Some("pending")),
+        "{v}"
+    );
+    tx.hash().to_hex()
+}
+
+/// Transactions the mempool lets go of without them being invalid are `dropped`, not `rejected`:
+/// replaced (naming the replacement) and evicted (with the fee that needed the room).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_and_evicted_transactions_are_dropped_with_their_reason() {
+    // Room for one transaction; nonce 1 with nonce 0 never sent waits, so nothing leaves by a block.
+    let n = InProcess::start_with(|c| c.mempool.max_txs = 1).await;
+    let chain = n.chain();
+    let (a, b, to) = (account(4), account(5), account(6).address());
+    let first = submit_pending(&n, transfer(&chain, &a, to, 10, 1, 1)).await;
+    let dearer = submit_pending(&n, transfer(&chain, &a, to, 10, 2, 1)).await;
+    let (status, v) = n.get(&format!("/v1/transactions/{first}")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({
+            "hash": first,
+            "status": "dropped",
+            "reason": {"code": "replaced", "by": dearer},
+            "transaction": null,
+            "from_address": null,
+        })
+    );
+
+    // Another sender's higher fee needs the only room: the pending one is evicted.
+    submit_pending(&n, transfer(&chain, &b, to, 10, 5, 1)).await;
+    let (status, v) = n.get(&format!("/v1/transactions/{dearer}")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "dropped", "{v}");
+    assert_eq!(v["reason"], json!({"code": "evicted", "by_fee": 5}));
+    n.stop().await;
+}
+
+/// A transaction pending longer than `mempool.tx_ttl_secs` is dropped as expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_transaction_is_dropped_as_expired() {
+    let n = InProcess::start_with(|c| c.mempool.tx_ttl_secs = 1).await;
+    let chain = n.chain();
+    // Nonce 1 without nonce 0: it waits until it expires.
+    let tx = transfer(&chain, &account(4), account(6).address(), 10, 1, 1);
+    let (status, v) = n.post_json("/v1/transactions", &tx).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let hash = tx.hash().to_hex();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let (status, v) = n.get(&format!("/v1/transactions/{hash}")).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        if v["status"] != "pending" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "still pending: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(v["status"], "dropped", "{v}");
+    assert_eq!(v["reason"], json!({"code": "expired", "ttl_secs": 1}));
+    n.stop().await;
+}
+
 /// One bad request: what to send and the status and code it must get.
 struct Case {
     name: &'static str,

@@ -5,6 +5,7 @@
 //! dashboard (chain id, a growing height over the live event stream), a block link to the block
 //! page, a transaction link to the transaction page ("Final" at its height), the sender link to the
 //! account page (the balance the API reports), a search that finds nothing, a pending transfer that
+//! is replaced (its open page turns "Dropped" and links to the replacement), the replacement that
 //! turns final while its page is open, and the same pages at 375 px without horizontal scrolling.
 //! Screenshots land in `$CARGO_TARGET_TMPDIR/explorer-*.png`.
 //!
@@ -141,8 +142,8 @@ fn explorer_pages_work_in_headless_chromium() {
         b.search(&tx_hash.to_uppercase()).await;
         b.wait_text("[data-testid=tx-hash]", "the transfer found by hash", |t| t.contains(&tx_hash)).await;
 
-        // A transfer that waits for an earlier nonce is pending; the open page turns to final when
-        // the gap is filled, without a reload.
+        // A transfer that waits for an earlier nonce is pending; replaced, it is dropped; its
+        // replacement's open page turns to final when the gap is filled, without a reload.
         let carol = account(2);
         let later = signed(&chain, &carol, bob.address(), 5, 1, "");
         let later_hash = tokio::task::block_in_place(|| submit(&node, &later));
@@ -150,6 +151,16 @@ fn explorer_pages_work_in_headless_chromium() {
         b.wait_text("[data-testid=tx-status]", "status Pending", |t| t == "Pending").await;
         b.wait_text("[data-testid=tx-hint]", "why it waits", |t| t.contains("nonce 0")).await;
         b.shot("tx-pending").await;
+        // The same nonce at a higher fee replaces it: the open page turns Dropped live, and links
+        // to the replacement, which is pending in its place.
+        let dearer = signed_paying(&chain, &carol, bob.address(), 5, 1, "", 9);
+        let dearer_hash = tokio::task::block_in_place(|| submit(&node, &dearer));
+        b.wait_text("[data-testid=tx-status]", "the replaced transfer to turn Dropped live", |t| t == "Dropped").await;
+        b.wait_text("[data-testid=tx-reason]", "the reason", |t| t.starts_with("Replaced by")).await;
+        b.shot("tx-dropped").await;
+        b.click(&format!("[data-testid=tx-replaced-by][href='#/tx/{dearer_hash}']")).await;
+        b.wait_text("[data-testid=tx-hash]", "the replacement's page", |t| t.contains(&dearer_hash)).await;
+        b.wait_text("[data-testid=tx-status]", "the replacement Pending", |t| t == "Pending").await;
         b.js("window.__sameDocument = true; return null").await;
         let first = signed(&chain, &carol, bob.address(), 5, 0, "");
         tokio::task::block_in_place(|| submit(&node, &first));
@@ -192,12 +203,24 @@ fn signed(
     nonce: u64,
     memo: &str,
 ) -> SignedTransaction {
+    signed_paying(chain, from, to, amount, nonce, memo, 3)
+}
+
+fn signed_paying(
+    chain: &ChainId,
+    from: &Keypair,
+    to: Address,
+    amount: u64,
+    nonce: u64,
+    memo: &str,
+    fee: u64,
+) -> SignedTransaction {
     Transaction {
         chain_id: chain.clone(),
         from: from.public(),
         to,
         amount: Amount(amount),
-        fee: Amount(3),
+        fee: Amount(fee),
         nonce: Nonce(nonce),
         memo: memo.as_bytes().to_vec(),
     }

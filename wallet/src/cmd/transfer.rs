@@ -2,7 +2,7 @@
 //!
 //! Fetches the chain id and the sender's next nonce from the node (unless given), signs locally,
 //! submits, and prints the hash on stdout at once. With `--wait` it follows the transaction on
-//! stderr until it is final, rejected, or the timeout passes.
+//! stderr until it is final, rejected, dropped from the mempool, or the timeout passes.
 
 use std::io::{self, Write};
 use std::thread;
@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, value_name = "TEXT", value_parser = args::memo)]
     pub memo: Option<Memo>,
 
-    /// Follow the transaction until it is final or rejected (progress on stderr)
+    /// Follow the transaction until it is final, rejected or dropped (progress on stderr)
     #[arg(long)]
     pub wait: bool,
 
@@ -173,15 +173,17 @@ impl Args {
                 TxStatus::Pending
             }
             (done, _) => {
-                if !matches!(done, TxStatus::Rejected { .. }) {
+                if !matches!(done, TxStatus::Rejected { .. } | TxStatus::Dropped { .. }) {
                     ctx.out.note(&describe_status(&done));
                 }
                 done
             }
         };
-        if let TxStatus::Rejected { reason } = status {
-            return Err(Error::Rejected { hash, reason });
-        }
+        let status = match status {
+            TxStatus::Rejected { reason } => return Err(Error::Rejected { hash, reason }),
+            TxStatus::Dropped { reason } => return Err(Error::Dropped { hash, reason }),
+            ok @ (TxStatus::Pending | TxStatus::Final { .. }) => ok,
+        };
         ctx.out.result(&TransferReport {
             hash,
             status,
@@ -227,8 +229,8 @@ impl Args {
     }
 }
 
-/// Asks the node about `hash` until it is final or rejected, or `timeout` has passed, showing the
-/// state on stderr. A node that stops answering is retried until the deadline.
+/// Asks the node about `hash` until it is final, rejected or dropped, or `timeout` has passed,
+/// showing the state on stderr. A node that stops answering is retried until the deadline.
 fn follow(client: &NodeClient, hash: Hash, timeout: Duration) -> Result<TxStatus, Error> {
     let mut progress = Progress::start();
     let deadline = Instant::now() + timeout;
@@ -243,7 +245,7 @@ fn follow(client: &NodeClient, hash: Hash, timeout: Duration) -> Result<TxStatus
                 done => {
                     match done {
                         // The reason comes as the error line; don't print it twice.
-                        TxStatus::Rejected { .. } => progress.abandon(),
+                        TxStatus::Rejected { .. } | TxStatus::Dropped { .. } => progress.abandon(),
                         _ => progress.finish(&describe_status(&done)),
                     }
                     return Ok(done);

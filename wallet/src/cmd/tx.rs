@@ -120,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_transfer_the_node_dropped_shows_the_reason() {
+    fn a_rejected_transfer_shows_the_reason() {
         let text = human(TxResponse {
             hash: Hash::ZERO,
             status: TxStatus::Rejected {
@@ -136,6 +136,26 @@ mod tests {
             text,
             format!(
                 "hash     {}\nstatus   rejected: insufficient funds: have 5, need 12\n",
+                Hash::ZERO
+            )
+        );
+    }
+
+    #[test]
+    fn a_dropped_transfer_says_why_the_node_let_go_of_it() {
+        let by = Hash::digest(b"replacement");
+        let text = human(TxResponse {
+            hash: Hash::ZERO,
+            status: TxStatus::Dropped {
+                reason: ledger_core::api::DropReason::Replaced { by },
+            },
+            transaction: None,
+            from_address: None,
+        });
+        assert_eq!(
+            text,
+            format!(
+                "hash     {}\nstatus   dropped from the mempool: replaced by {by} (higher fee)\n",
                 Hash::ZERO
             )
         );

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ledger_core::api::{
-    AccountResponse, ApiError, StatusResponse, SubmitTxResponse, TxResponse, TxStatus,
+    AccountResponse, ApiError, DropReason, StatusResponse, SubmitTxResponse, TxResponse, TxStatus,
 };
 use ledger_core::{
     Address, Amount, ChainId, Hash, Height, Keypair, Nonce, SignedTransaction, TimestampMs, TxError,
@@ -31,6 +31,8 @@ pub struct Behaviour {
     pub reject_on_submit: Option<TxError>,
     /// Accept, then report this reason once the transaction has been asked about.
     pub reject_later: Option<TxError>,
+    /// Accept, then report it dropped from the mempool for this reason once asked about.
+    pub drop_later: Option<DropReason>,
     /// How many status queries answer "pending" before the transaction is final.
     pub pending_polls: u32,
     /// Never finalize: every query answers "pending".
@@ -236,6 +238,10 @@ async fn transaction(State(s): State<Shared>, Path(hash): Path<String>) -> Respo
         TxStatus::Pending
     } else if let Some(reason) = &b.reject_later {
         TxStatus::Rejected {
+            reason: reason.clone(),
+        }
+    } else if let Some(reason) = &b.drop_later {
+        TxStatus::Dropped {
             reason: reason.clone(),
         }
     } else {

@@ -1,6 +1,7 @@
 //! Read-only commands: address, balance, tx.
 
-use ledger_core::Keypair;
+use ledger_core::api::DropReason;
+use ledger_core::{Amount, Keypair};
 
 use crate::fake_node::{
     Behaviour, DEV_BALANCE, DEV0_NEXT_NONCE, DEV0_NONCE, FINAL_HEIGHT, FakeNode,
@@ -97,6 +98,42 @@ fn tx_shows_status_and_content() {
     assert_eq!(v["hash"], hash);
     assert_eq!(v["status"], "final");
     assert_eq!(v["transaction"]["tx"]["amount"], 9);
+}
+
+#[test]
+fn tx_shows_a_dropped_transfer_and_why() {
+    let node = FakeNode::start(Behaviour {
+        drop_later: Some(DropReason::Evicted { by_fee: Amount(40) }),
+        ..Behaviour::default()
+    });
+    let home = tempdir();
+    let to = dev_address(1).to_string();
+    let sent = wallet(
+        home.path(),
+        &[
+            "--node", &node.url, "transfer", "--to", &to, "--amount", "9", "--dev", "2",
+        ],
+    );
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let hash = sent.stdout.trim();
+
+    // The query itself succeeded: exit 0, as for any status it shows.
+    let run = wallet(home.path(), &["--node", &node.url, "tx", hash]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "status   dropped from the mempool: evicted to make room for a transaction paying fee 40 \
+             (the mempool was full; send it again with a higher --fee)\n"
+        ),
+        "{run:?}"
+    );
+
+    let run = wallet(home.path(), &["--node", &node.url, "--json", "tx", hash]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = run.json();
+    assert_eq!(v["status"], "dropped");
+    assert_eq!(v["reason"]["code"], "evicted");
+    assert_eq!(v["reason"]["by_fee"], 40);
 }
 
 #[test]

@@ -175,6 +175,10 @@ fn help_documents_exit_codes_and_dev_keys() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("Exit codes:"));
     assert!(run.stdout.contains("3  the node could not be reached"));
+    assert!(
+        run.stdout
+            .contains("4  the transaction was dropped from the mempool")
+    );
     assert!(run.stdout.contains("LEDGER_NODE"));
     let run = wallet(home.path(), &["transfer", "--help"]);
     assert!(run.stdout.contains("DEV ONLY"), "{run:?}");

@@ -1,5 +1,6 @@
-//! Transfers: signed locally, submitted, followed to finality or rejection.
+//! Transfers: signed locally, submitted, followed to finality, rejection or a drop.
 
+use ledger_core::api::DropReason;
 use ledger_core::{Amount, Hash, Keypair, Nonce, TxError};
 
 use crate::fake_node::{Behaviour, DEV0_NEXT_NONCE, FINAL_HEIGHT, FakeNode};
@@ -148,6 +149,42 @@ fn a_transfer_rejected_while_waiting_prints_the_reason_and_exits_1() {
         "{run:?}"
     );
     assert_eq!(run.stdout, format!("{}\n", node.received()[0].hash()));
+}
+
+#[test]
+fn a_transfer_dropped_while_waiting_says_why_and_exits_4() {
+    let replacement = Hash::digest(b"the same nonce at a higher fee");
+    let node = FakeNode::start(Behaviour {
+        pending_polls: 1,
+        drop_later: Some(DropReason::Replaced { by: replacement }),
+        ..Behaviour::default()
+    });
+    let home = tempdir();
+    let to = dev_address(1).to_string();
+    let args = [
+        "--node", &node.url, "transfer", "--to", &to, "--amount", "10", "--wait", "--dev", "0",
+    ];
+    let run = wallet(home.path(), &args);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(
+        run.stderr.lines().last(),
+        Some(
+            format!("error: dropped from the mempool: replaced by {replacement} (higher fee)")
+                .as_str()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(run.stdout, format!("{}\n", node.received()[0].hash()));
+
+    // With --json: one error object with the typed reason and the same exit code.
+    let run = wallet(home.path(), &[&["--json"], &args[..]].concat());
+    assert_eq!(run.code, 4, "{run:?}");
+    let v = run.json();
+    assert_eq!(v["error"]["code"], "dropped");
+    assert_eq!(v["error"]["exit_code"], 4);
+    assert_eq!(v["error"]["reason"]["code"], "replaced");
+    assert_eq!(v["error"]["reason"]["by"], replacement.to_hex());
+    assert_eq!(v["error"]["hash"], node.received()[1].hash().to_hex());
 }
 
 #[test]

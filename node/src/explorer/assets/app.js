@@ -343,6 +343,24 @@ function describeTxError(reason) {
   return `${String(reason.code || 'rejected').replace(/_/g, ' ')}${fields ? `: ${fields}` : ''}`;
 }
 
+/** Why the mempool let go of a valid transaction (status `dropped`), with a link to a replacement. */
+function describeDrop(reason) {
+  const r = reason && typeof reason === 'object' ? reason : {};
+  switch (r.code) {
+    case 'evicted':
+      return [`Evicted: the mempool was full and a transaction paying a fee of ${fmtAmount(r.by_fee)} needed the room`];
+    case 'replaced': {
+      const by = String(r.by);
+      return ['Replaced by ', h('a', { href: txHref(by), class: 'mono', title: by, 'data-testid': 'tx-replaced-by' }, shortHash(by)), ' (same nonce, higher fee)'];
+    }
+    case 'expired':
+      return [`Expired: pending for longer than ${fmtInt(r.ttl_secs)} s`];
+    default:
+      // A reason this page does not know yet: its code and fields, verbatim.
+      return [r.code ? describeTxError(r) : 'Dropped from the mempool'];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. API client
 
@@ -1308,7 +1326,7 @@ function stepper(status) {
     ['pending', 'Pending'],
     ['final', 'Final'],
   ];
-  const reached = { pending: 2, final: 3, rejected: 1 }[status] || 0;
+  const reached = { pending: 2, final: 3, rejected: 1, dropped: 2 }[status] || 0;
   return h(
     'ol',
     { class: `stepper ${status === 'rejected' ? 'rejected' : ''}`, 'aria-label': 'Progress' },
@@ -1318,6 +1336,7 @@ function stepper(status) {
       return h('li', { class: `step ${done ? 'done' : ''} ${active ? 'active' : ''}`.trim() }, h('span', { class: 'step-dot', 'aria-hidden': 'true' }, done && !active ? icon('check') : null), label);
     }),
     status === 'rejected' ? h('li', { class: 'step failed' }, h('span', { class: 'step-dot', 'aria-hidden': 'true' }), 'Rejected') : null,
+    status === 'dropped' ? h('li', { class: 'step dropped' }, h('span', { class: 'step-dot', 'aria-hidden': 'true' }), 'Dropped') : null,
   );
 }
 
@@ -1390,6 +1409,7 @@ function renderTx(t, { blockTime, flash }) {
     pending: badge('Pending', 'warn', { 'data-testid': 'tx-status' }),
     final: badge('Final', 'ok', { 'data-testid': 'tx-status' }),
     rejected: badge('Rejected', 'err', { 'data-testid': 'tx-status' }),
+    dropped: badge('Dropped', 'muted', { 'data-testid': 'tx-status' }),
   }[t.status] || badge(String(t.status), 'muted', { 'data-testid': 'tx-status' });
 
   let statusLine;
@@ -1399,6 +1419,8 @@ function renderTx(t, { blockTime, flash }) {
     statusLine = h('span', { class: 'muted' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' Waiting to be included in a block', h('span', { class: 'pending-hint', 'data-testid': 'tx-hint' }));
   } else if (t.status === 'rejected') {
     statusLine = h('span', { class: 'err-text', 'data-testid': 'tx-reason' }, describeTxError(t.reason));
+  } else if (t.status === 'dropped') {
+    statusLine = h('span', { class: 'muted', 'data-testid': 'tx-reason' }, ...describeDrop(t.reason));
   }
 
   const memoText = tx ? decodeMemo(tx.memo) : null;
@@ -1421,7 +1443,7 @@ function renderTx(t, { blockTime, flash }) {
     h('div', { class: 'page-head' }, h('h1', null, 'Transaction')),
     card(null, [stepper(t.status), kv(rows)], { class: flash ? 'flash' : '', testid: 'tx-card' }),
   ];
-  if (!tx) content.push(emptyState('The node no longer holds the content of this rejected transaction.'));
+  if (!tx) content.push(emptyState(`The node no longer holds the content of this ${t.status === 'dropped' ? 'dropped' : 'rejected'} transaction.`));
   setPage('Transaction', `tx-${t.status}`, ...content);
 }
 

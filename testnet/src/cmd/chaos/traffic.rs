@@ -277,6 +277,7 @@ fn submit(client: &(usize, NodeClient), tx: &SignedTransaction, report: &mut Tra
             // Final already (a resend of a transfer that made it): the next check records where.
             TxStatus::Pending | TxStatus::Final { .. } => return,
             TxStatus::Rejected { reason } => reason.code().to_string(),
+            TxStatus::Dropped { reason } => reason.code().to_string(),
         },
         Err(e) => e.reason_code(),
     };

@@ -347,6 +347,7 @@ fn rejection(e: &BatchEntry) -> Option<String> {
     match e {
         BatchEntry::Submitted(r) => match &r.status {
             TxStatus::Rejected { reason } => Some(format!("{} ({})", reason, reason.code())),
+            TxStatus::Dropped { reason } => Some(format!("{} ({})", reason, reason.code())),
             _ => None,
         },
         other => other
@@ -653,6 +654,10 @@ fn sender(sh: &Shared<'_>, targets: &[Target], rate: u64, end: Instant) {
                         Some(BatchEntry::Submitted(r)) => match &r.status {
                             TxStatus::Pending | TxStatus::Final { .. } => ACCEPTED,
                             TxStatus::Rejected { reason } => {
+                                sh.count_reason(reason.code().to_string(), 1);
+                                REJECTED
+                            }
+                            TxStatus::Dropped { reason } => {
                                 sh.count_reason(reason.code().to_string(), 1);
                                 REJECTED
                             }
