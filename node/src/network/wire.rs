@@ -812,4 +812,149 @@ mod tests {
             Verdict::Reject("bad_signature")
         ));
     }
+
+    // ---------------------------------------------------------------------------------------------
+    // Adversarial review (ADR 0010)
+    // ---------------------------------------------------------------------------------------------
+
+    /// The issue's flood with one funded key instead of 2,000 empty ones: 2,000 transfers from
+    /// one sender, all with nonce 0 (only one of them can ever be included), each affordable on
+    /// its own. The pre-checks compare every transfer with the committed balance separately and
+    /// never look at the other transfers of the batch, so all 2,000 signatures are checked and the
+    /// batch is accepted, hence relayed by every node. An honest node relays what its mempool
+    /// admitted: at most one transfer per sender and nonce (and never more than the nonce window).
+    /// The attacker repeats with new amounts at no cost: nothing is ever committed or charged.
+    #[test]
+    fn one_funded_sender_with_two_thousand_same_nonce_transfers_is_not_verified_and_relayed_in_full()
+     {
+        let s = setup();
+        let k = Keypair::dev("account", 0);
+        let batch: Vec<SignedTransaction> = (0..2_000u64)
+            .map(|i| {
+                Transaction {
+                    chain_id: s.chain.clone(),
+                    from: k.public(),
+                    to: Keypair::dev("account", 9).address(),
+                    amount: Amount(1 + i),
+                    fee: Amount(1),
+                    nonce: Nonce(0),
+                    memo: vec![],
+                }
+                .sign(&k)
+            })
+            .collect();
+        let verdict = (s.v)(Topic::Transactions, &encode_txs(&batch));
+        let checks = s.signature_checks("txs");
+        assert!(
+            !matches!(verdict, Verdict::Accept(_)) && checks <= 65.0,
+            "a batch of 2,000 conflicting transfers from one sender was {} after {checks} \
+             signature checks (at most one per nonce of the window, 65, could be admitted)",
+            match verdict {
+                Verdict::Accept(_) => "accepted (relayed)",
+                Verdict::Ignore(r) | Verdict::Useless(r) | Verdict::Reject(r) => r,
+            }
+        );
+    }
+
+    /// The consensus machine drops verified messages it cannot use yet (rounds beyond
+    /// `MAX_FUTURE_ROUNDS`, more than `NEXT_HEIGHT_MSGS_PER_VALIDATOR` for the next height) and
+    /// relies on the signer's re-broadcast on `Tick` to get them again (ledger-core
+    /// consensus/mod.rs: "a gossip layer that drops repeated messages as duplicates must let these
+    /// through (e.g. by not deduplicating consensus messages older than a tick)"). Here the
+    /// seen cache has no age: a vote of round 5 delivered while this node was in round 0 (and so
+    /// dropped by its machine) is answered `Ignore("known")` on every resend, minutes later, and
+    /// never reaches the machine again.
+    #[test]
+    fn a_resend_long_after_the_first_copy_is_delivered_to_the_machine_again() {
+        let k = Keypair::dev("validator", 0);
+        let set = ValidatorSet::new(vec![V {
+            address: k.address(),
+            public_key: k.public(),
+            power: 1,
+        }])
+        .expect("valid set");
+        let chain = ChainId::new("wire-test").expect("valid");
+        let clock = Arc::new(AtomicU64::new(NOW_SECS));
+        let now = clock.clone();
+        let v = validator(GossipChecks {
+            chain_id: chain.clone(),
+            validators: Arc::new(set),
+            metrics: Arc::new(Metrics::new()),
+            ledger: Arc::new(FakeLedger {
+                head: AtomicU64::new(0),
+            }),
+            policy: TxPolicy {
+                min_fee: 1,
+                nonce_window: 64,
+            },
+            now_secs: Arc::new(move || now.load(Ordering::SeqCst)),
+        });
+        let round5 = ConsensusMessage::Vote(
+            Vote {
+                kind: VoteKind::Prevote,
+                height: Height(1),
+                round: Round(5),
+                block_hash: None,
+                validator: k.address(),
+            }
+            .sign(&chain, &k),
+        );
+        assert!(matches!(
+            v(Topic::Consensus, &message(&round5)),
+            Verdict::Accept(_)
+        ));
+        // The machine (round 0) dropped it. Minutes later, the node has reached round 5 and the
+        // signer, stuck there, re-broadcasts its vote.
+        clock.fetch_add(300, Ordering::SeqCst);
+        let verdict = v(Topic::Consensus, &resend(&round5, NOW_SECS + 300));
+        assert!(
+            matches!(verdict, Verdict::Accept(_)),
+            "a re-broadcast five minutes after the first copy was {verdict:?}: the machine never \
+             gets the vote it dropped"
+        );
+    }
+
+    /// "A message verified before is not verified again", and a resend of a known message is not
+    /// relayed. The seen cache is filled only after the signature check, and validation runs in
+    /// parallel (up to 256 consensus messages), so resends of one vote stamped with different
+    /// seconds (61 distinct ones fit the window) arriving together are each verified, each
+    /// accepted and each relayed, on every node.
+    #[test]
+    fn concurrent_resends_of_one_vote_are_verified_and_relayed_once() {
+        let s = setup();
+        let accepted = std::sync::atomic::AtomicUsize::new(0);
+        let attempts = 20u64;
+        for h in 1..=attempts {
+            // Heights 1 and 2 are current; fresh votes by kind/round would do as well.
+            let v = vote(&s.chain, 1 + h % 2);
+            let v = match v {
+                ConsensusMessage::Vote(mut sv) => {
+                    sv.vote.round = Round(h as u32);
+                    sv.vote.validator = Keypair::dev("validator", 0).address();
+                    ConsensusMessage::Vote(sv.vote.sign(&s.chain, &Keypair::dev("validator", 0)))
+                }
+                other => other,
+            };
+            let copies: Vec<Vec<u8>> = (0..16).map(|i| resend(&v, NOW_SECS - i)).collect();
+            let barrier = std::sync::Barrier::new(copies.len());
+            std::thread::scope(|scope| {
+                for data in &copies {
+                    let (validate, barrier, accepted) = (&s.v, &barrier, &accepted);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        if matches!(validate(Topic::Consensus, data), Verdict::Accept(_)) {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    });
+                }
+            });
+        }
+        let accepted = accepted.load(Ordering::SeqCst) as u64;
+        let checks = s.signature_checks("consensus");
+        assert!(
+            accepted == attempts && checks == attempts as f64,
+            "{attempts} votes, each arriving as 16 resends at once: {accepted} accepted \
+             (relayed), {checks} signature checks"
+        );
+    }
 }
