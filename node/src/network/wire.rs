@@ -52,6 +52,20 @@ pub const RESEND_WINDOW_SECS: u64 = 30;
 const SEEN_TXS: u64 = 200_000;
 /// Consensus messages remembered as verified (a few heights' proposals and votes).
 const SEEN_CONSENSUS: u64 = 8_192;
+/// A resend of a message verified this many seconds ago or more is verified and handed on again:
+/// the consensus machine drops messages it cannot use yet (rounds too far ahead, too many for the
+/// next height) and counts on re-broadcasts to bring them back, so deduplication must not outlive
+/// a tick (ledger-core `consensus` module docs).
+const REVERIFY_AFTER_SECS: u64 = 1;
+
+/// What the consensus seen cache knows of a message: when it was (or is being) verified, and
+/// whether it passed. An entry is made before the signature check, so copies that arrive together
+/// are checked once.
+#[derive(Debug, Clone, Copy)]
+struct SeenMessage {
+    at_secs: u64,
+    valid: bool,
+}
 
 /// A message on the consensus topic.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
@@ -138,7 +152,10 @@ struct State {
     policy: TxPolicy,
     now_secs: Arc<dyn Fn() -> u64 + Send + Sync>,
     seen_txs: Cache<Hash, ()>,
-    seen_consensus: Cache<Hash, ()>,
+    /// (sender, nonce) of verified transactions -> the highest fee verified for it: a conflicting
+    /// transaction must pay more to be worth a check (the mempool's replacement rule).
+    seen_nonces: Cache<(Address, ledger_core::Nonce), u64>,
+    seen_consensus: Cache<Hash, SeenMessage>,
 }
 
 /// The gossip validator of a node.
@@ -152,12 +169,21 @@ pub fn validator(checks: GossipChecks) -> Validator<Gossiped> {
         policy: checks.policy,
         now_secs: checks.now_secs,
         seen_txs: Cache::new(SEEN_TXS),
+        seen_nonces: Cache::new(SEEN_TXS),
         seen_consensus: Cache::new(SEEN_CONSENSUS),
     });
     Arc::new(move |topic, data| match topic {
         Topic::Transactions => state.validate_txs(data),
         Topic::Consensus => state.validate_consensus(data),
     })
+}
+
+/// One sender's part of a batch being checked: its committed account (`None` when unreadable),
+/// what its candidates so far cost, and the fee of each nonce seen so far.
+struct BatchSender {
+    account: Option<Account>,
+    spent: ledger_core::Amount,
+    fees: HashMap<ledger_core::Nonce, u64>,
 }
 
 /// Where a transaction of a batch stands after the checks that need no signature.
@@ -175,6 +201,12 @@ enum Precheck {
     BelowFeeFloor,
     /// Above the account's nonce + this node's `nonce_window`.
     BeyondNonceWindow,
+    /// Another transaction of the sender with this nonce and at least this fee was verified here
+    /// before (a conflict, not necessarily the relayer's fault).
+    NonceTaken,
+    /// Earlier in the same batch is a transaction of the sender with this nonce and at least this
+    /// fee: an honest relayer's pool never holds both.
+    DuplicateNonce,
 }
 
 impl Precheck {
@@ -186,7 +218,15 @@ impl Precheck {
             Precheck::Unfunded => "unfunded",
             Precheck::BelowFeeFloor => "below_fee_floor",
             Precheck::BeyondNonceWindow => "beyond_nonce_window",
+            Precheck::NonceTaken => "nonce_taken",
+            Precheck::DuplicateNonce => "duplicate_nonce",
         }
+    }
+
+    /// Whether an honest relayer's batch is (almost) never like this: it admitted every
+    /// transaction of the batch against its state, which is ours give or take a block.
+    fn suspect(self) -> bool {
+        matches!(self, Precheck::Unfunded | Precheck::DuplicateNonce)
     }
 }
 
@@ -200,9 +240,9 @@ impl State {
             return Verdict::Reject("batch_size");
         }
         let total = txs.len();
-        let mut accounts: HashMap<Address, Option<Account>> = HashMap::new();
+        let mut senders: HashMap<Address, BatchSender> = HashMap::new();
         let mut candidates = Vec::with_capacity(total);
-        let mut unfunded = 0usize;
+        let mut suspect = 0usize;
         for tx in txs {
             let Ok(tx) = tx.precheck(&self.chain_id) else {
                 return Verdict::Reject("invalid_tx");
@@ -210,23 +250,26 @@ impl State {
             let verdict = if self.seen_txs.contains_key(&tx.hash()) {
                 Precheck::Known
             } else {
-                let account = *accounts
-                    .entry(tx.sender())
-                    .or_insert_with(|| self.ledger.account(&tx.sender()));
-                self.precheck(&tx, account)
+                let sender = senders.entry(tx.sender()).or_insert_with(|| BatchSender {
+                    account: self.ledger.account(&tx.sender()),
+                    spent: ledger_core::Amount(0),
+                    fees: HashMap::new(),
+                });
+                self.precheck(&tx, sender)
             };
             match verdict {
                 Precheck::Candidate => candidates.push(tx),
                 other => {
-                    unfunded += usize::from(other == Precheck::Unfunded);
+                    suspect += usize::from(other.suspect());
                     self.metrics.gossip_tx_skipped(other.label());
                 }
             }
         }
-        // Honest nodes relay only what they admitted: a batch whose senders mostly cannot pay was
-        // made to waste our time, not delayed by a block.
-        if unfunded * 2 > total {
-            return Verdict::Reject("unfunded");
+        // Honest nodes relay only what they admitted: a batch that is mostly unfundable (its
+        // senders cannot pay, or it repeats their nonces) was made to waste our time, not
+        // delayed by a block.
+        if suspect * 2 > total {
+            return Verdict::Reject("unfundable");
         }
         if candidates.is_empty() {
             return Verdict::Useless("no_new_txs");
@@ -244,6 +287,10 @@ impl State {
             Ok(v) => {
                 for tx in &v {
                     self.seen_txs.insert(tx.hash(), ());
+                    let fee = tx.tx().fee.0;
+                    self.seen_nonces
+                        .entry((tx.sender(), tx.tx().nonce))
+                        .or_insert_with_if(|| fee, |old| *old < fee);
                 }
                 Verdict::Accept(Gossiped::Transactions(v))
             }
@@ -251,17 +298,36 @@ impl State {
         }
     }
 
-    fn precheck(&self, tx: &ledger_core::Prechecked, account: Option<Account>) -> Precheck {
-        let Some(account) = account else {
+    fn precheck(&self, tx: &ledger_core::Prechecked, sender: &mut BatchSender) -> Precheck {
+        let t = tx.tx();
+        // Earlier in the batch with at least this fee (a replacement pays more).
+        match sender.fees.get(&t.nonce) {
+            Some(fee) if *fee >= t.fee.0 => return Precheck::DuplicateNonce,
+            _ => {
+                sender.fees.insert(t.nonce, t.fee.0);
+            }
+        }
+        if self
+            .seen_nonces
+            .get(&(tx.sender(), t.nonce))
+            .is_some_and(|fee| fee >= t.fee.0)
+        {
+            return Precheck::NonceTaken;
+        }
+        let Some(account) = sender.account else {
             return Precheck::Candidate;
         };
-        let t = tx.tx();
         if t.nonce < account.nonce {
             return Precheck::Committed;
         }
+        // What the sender's transactions of this batch cost together must fit its balance.
         // `check_stateless` already refused an overflowing cost.
-        match t.total_cost() {
-            Ok(cost) if cost <= account.balance => {}
+        match t
+            .total_cost()
+            .ok()
+            .and_then(|cost| cost.checked_add(sender.spent))
+        {
+            Some(total) if total <= account.balance => sender.spent = total,
             _ => return Precheck::Unfunded,
         }
         if t.fee.0 < self.policy.min_fee {
@@ -296,14 +362,34 @@ impl State {
         };
         let head = self.ledger.head_height();
         if height <= head {
-            return Verdict::Useless("stale");
+            // A resend of a committed height comes from a node a block or two behind, which
+            // re-broadcasts every tick until it catches up: not held against the relayer.
+            return if resend {
+                Verdict::Ignore("stale_resend")
+            } else {
+                Verdict::Useless("stale")
+            };
         }
         // The machine keeps messages of its height and the next; beyond, the node syncs.
         if height > head.saturating_add(2) {
             return Verdict::Ignore("future");
         }
         let id = Hash::digest(inner);
-        if self.seen_consensus.contains_key(&id) {
+        let now = (self.now_secs)();
+        // Claimed before the signature check, so that copies arriving together are checked once;
+        // claimed again once the last check is a second old (see `REVERIFY_AFTER_SECS`).
+        let claim = self.seen_consensus.entry(id).or_insert_with_if(
+            || SeenMessage {
+                at_secs: now,
+                valid: true,
+            },
+            |old| old.valid && now >= old.at_secs.saturating_add(REVERIFY_AFTER_SECS),
+        );
+        if !claim.is_fresh() {
+            let seen = claim.into_value();
+            if !seen.valid {
+                return Verdict::Reject("bad_signature");
+            }
             // A resend of a message we have: the sender could not know (it is how retransmission
             // reaches nodes that missed the first copy). A first publication we have already is
             // not something an honest peer sends twice.
@@ -320,9 +406,25 @@ impl State {
             // seen by the machine, and the sender is penalised like for any invalid message.
             Err(codec::DecodeError::BlockBody(e)) => {
                 tracing::debug!(error = %e, "proposal body does not match its header");
+                self.seen_consensus.insert(
+                    id,
+                    SeenMessage {
+                        at_secs: now,
+                        valid: false,
+                    },
+                );
                 return Verdict::Reject("body_mismatch");
             }
-            Err(_) => return Verdict::Reject("undecodable"),
+            Err(_) => {
+                self.seen_consensus.insert(
+                    id,
+                    SeenMessage {
+                        at_secs: now,
+                        valid: false,
+                    },
+                );
+                return Verdict::Reject("undecodable");
+            }
         };
         self.metrics
             .gossip_signature_checks(Topic::Consensus.label(), 1);
@@ -331,12 +433,18 @@ impl State {
             .time_signatures(|| message.verified_in(&self.chain_id, &self.validators))
         {
             // Checked once, here: the machine trusts it for this validator set.
-            Ok(v) => {
-                self.seen_consensus.insert(id, ());
-                Verdict::Accept(Gossiped::Consensus(v))
-            }
+            Ok(v) => Verdict::Accept(Gossiped::Consensus(v)),
             // A bad signature or a signer outside the validator set.
-            Err(_) => Verdict::Reject("bad_signature"),
+            Err(_) => {
+                self.seen_consensus.insert(
+                    id,
+                    SeenMessage {
+                        at_secs: now,
+                        valid: false,
+                    },
+                );
+                Verdict::Reject("bad_signature")
+            }
         }
     }
 
@@ -523,11 +631,23 @@ mod tests {
         );
         assert_eq!(s.signature_checks("txs"), 20.0);
         // A badly signed transaction is refused even among known ones.
-        txs[3].signature.0[3] ^= 1;
+        let mut bad = tx(&s.chain, 30);
+        bad.signature.0[3] ^= 1;
+        txs.truncate(3);
+        txs.push(bad);
         assert!(matches!(
-            (s.v)(Topic::Transactions, &encode_txs(&txs[..4])),
+            (s.v)(Topic::Transactions, &encode_txs(&txs)),
             Verdict::Reject("invalid_tx")
         ));
+        // A conflicting transaction (a nonce verified before, no higher fee) is not checked at
+        // all: a user's double spend, relayed in good faith, is set aside without blame.
+        let mut conflicting = tx(&s.chain, 5);
+        conflicting.tx.amount = Amount(6);
+        assert!(matches!(
+            (s.v)(Topic::Transactions, &encode_txs(&[conflicting])),
+            Verdict::Useless("no_new_txs")
+        ));
+        assert_eq!(s.signature_checks("txs"), 21.0);
     }
 
     /// The flood of the issue: 2,000 validly signed transfers from keys that own nothing, with
@@ -540,7 +660,7 @@ mod tests {
             .collect();
         assert!(matches!(
             (s.v)(Topic::Transactions, &encode_txs(&flood)),
-            Verdict::Reject("unfunded")
+            Verdict::Reject("unfundable")
         ));
         assert_eq!(s.signature_checks("txs"), 0.0);
     }
