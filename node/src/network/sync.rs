@@ -232,7 +232,8 @@ pub async fn run(
 }
 
 /// Fetches and decodes `from..=to` from `peer`: an error if the request failed, or if the answer
-/// holds more blocks than asked, or one that is undecodable or out of sequence (a faulty peer).
+/// is empty (the peer claimed these heights), holds more blocks than asked, or one that is
+/// undecodable or out of sequence (a faulty peer).
 async fn fetch(
     network: &NetworkHandle,
     peer: PeerId,
@@ -245,6 +246,10 @@ async fn fetch(
         .map_err(|_| FetchError::Request)?;
     if raw.len() as u64 > to.saturating_sub(from).saturating_add(1) {
         return Err(FetchError::Invalid("sync_too_many_blocks"));
+    }
+    // Asked only for heights at or below the head the peer reported: an honest peer has them.
+    if raw.is_empty() {
+        return Err(FetchError::Invalid("sync_empty"));
     }
     tokio::task::spawn_blocking(move || {
         let mut blocks = Vec::with_capacity(raw.len());
