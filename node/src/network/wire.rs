@@ -406,23 +406,11 @@ impl State {
             // seen by the machine, and the sender is penalised like for any invalid message.
             Err(codec::DecodeError::BlockBody(e)) => {
                 tracing::debug!(error = %e, "proposal body does not match its header");
-                self.seen_consensus.insert(
-                    id,
-                    SeenMessage {
-                        at_secs: now,
-                        valid: false,
-                    },
-                );
+                self.mark_invalid(id, now);
                 return Verdict::Reject("body_mismatch");
             }
             Err(_) => {
-                self.seen_consensus.insert(
-                    id,
-                    SeenMessage {
-                        at_secs: now,
-                        valid: false,
-                    },
-                );
+                self.mark_invalid(id, now);
                 return Verdict::Reject("undecodable");
             }
         };
@@ -436,16 +424,21 @@ impl State {
             Ok(v) => Verdict::Accept(Gossiped::Consensus(v)),
             // A bad signature or a signer outside the validator set.
             Err(_) => {
-                self.seen_consensus.insert(
-                    id,
-                    SeenMessage {
-                        at_secs: now,
-                        valid: false,
-                    },
-                );
+                self.mark_invalid(id, now);
                 Verdict::Reject("bad_signature")
             }
         }
+    }
+
+    /// Remembers that the message with this id failed, so copies are refused without a check.
+    fn mark_invalid(&self, id: Hash, now: u64) {
+        self.seen_consensus.insert(
+            id,
+            SeenMessage {
+                at_secs: now,
+                valid: false,
+            },
+        );
     }
 
     fn validate_evidence(&self, data: &[u8]) -> Verdict<Gossiped> {
