@@ -15,6 +15,7 @@
 //! - [`verify`]: offline replay of the stored chain (`ledger-node verify`).
 //! - [`node`]: wiring: open the store, restore the chain, start the tasks, serve, shut down.
 //! - [`cli`]: the `ledger-node` subcommands.
+//! - [`rogue`]: a hostile peer's payloads, for the `ledger-rogue` harness and the bad-peer tests.
 
 pub mod api;
 pub mod cli;
@@ -28,5 +29,6 @@ pub mod metrics;
 pub mod net_types;
 pub mod network;
 pub mod node;
+pub mod rogue;
 pub mod store;
 pub mod verify;

@@ -6,40 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_core::consensus::{ConsensusMessage, Proposal};
-use ledger_core::validation::{ParentBlock, build_block};
-use ledger_core::{Keypair, Round, TimestampMs};
-use node::network::wire::{self, ConsensusGossip};
-use node::network::{self, BlockSource, NetworkConfig, Topic, Verdict};
-use serde_json::{Value, json};
+use ledger_core::consensus::Proposal;
+use ledger_core::{Height, Keypair, Round};
+use node::network::wire;
+use node::network::{self, NetworkConfig, Topic, Verdict};
+use node::rogue::{self, Forger, NoBlocks};
+use serde_json::json;
 
 use crate::common::{Process, account, free_addr, one_validator_files, transfer};
-
-/// A signed proposal's wire layout inside a `ConsensusGossip`, with an unchecked block: what a
-/// relayer that alters a proposal's body sends.
-#[derive(borsh::BorshSerialize)]
-struct WireProposal {
-    gossip_tag: u8,
-    message_tag: u8,
-    height: ledger_core::Height,
-    round: Round,
-    pol_round: Option<Round>,
-    proposer: ledger_core::Address,
-    block: ledger_core::Block,
-    signature: ledger_core::Signature,
-}
-
-/// The bad peer serves no blocks.
-struct NoBlocks;
-
-impl BlockSource for NoBlocks {
-    fn head_height(&self) -> u64 {
-        0
-    }
-    fn encoded_blocks(&self, _from: u64, _to: u64, _max_bytes: usize) -> Vec<Vec<u8>> {
-        Vec::new()
-    }
-}
 
 /// Proposals rejected because their body is not the one their signed header commits to.
 const BODY_MISMATCH_METRIC: &str =
@@ -117,64 +91,25 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
         "ledger_gossip_messages_rejected_total",
     );
 
-    // Its three kinds of bad messages.
-    let validator0 = Keypair::dev("validator", 0);
-    let mut bad_sig = transfer(&chain, &account(0), account(1).address(), 5, 1, 0);
-    bad_sig.signature.0[7] ^= 0x01;
-    let bad_sig_hash = bad_sig.hash();
-    let block = build_block(
-        genesis.chain_context(),
-        &ParentBlock::genesis(&genesis),
-        &mut genesis.initial_state(),
-        [],
-        validator0.address(),
-        TimestampMs(genesis.genesis_time_ms().0 + 1),
-        None,
-    )
-    .expect("block")
-    .block;
-    // Claims the validator as proposer, signed by someone else.
-    let forged = Proposal {
-        height: block.header().height,
-        round: Round(0),
-        pol_round: None,
-        proposer: validator0.address(),
-        block: block.clone(),
-    }
-    .sign(&chain, &Keypair::dev("not-a-validator", 0));
-
+    // Its three kinds of bad messages, made as `ledger-rogue` makes them.
+    let forger = Forger::new(&genesis).expect("forger");
+    let bad_sig_hash = forger.badly_signed_tx(0).hash();
     // A copy of a proposal really signed by the validator (as a relayer would see it on the
     // wire), with a transfer slipped into its body under the signed header.
+    let validator0 = Keypair::dev("validator", 0);
     let real = Proposal {
-        height: block.header().height,
+        height: forger.block().header().height,
         round: Round(0),
         pol_round: None,
         proposer: validator0.address(),
-        block: block.clone(),
+        block: forger.block().clone(),
     }
     .sign(&chain, &validator0);
     // At the node's next height: gossip validation sets aside messages of committed heights
     // (useless, not invalid) before it decodes them, and the node commits a block a second.
     let tampered = |i: u64, height: u64| {
-        let mut body = block.block().clone();
-        body.txs.push(transfer(
-            &chain,
-            &account(4),
-            account(5).address(),
-            1 + i,
-            1,
-            i,
-        ));
-        ledger_core::codec::encode(&WireProposal {
-            gossip_tag: 0,
-            message_tag: 0,
-            height: ledger_core::Height(height),
-            round: Round(i as u32),
-            pol_round: None,
-            proposer: real.proposal.proposer,
-            block: body,
-            signature: real.signature,
-        })
+        let extra = transfer(&chain, &account(4), account(5).address(), 1 + i, 1, i);
+        rogue::tampered_proposal(&real, extra, Round(i as u32), Height(height))
     };
     // The tampered proposal goes alone first, once a second until the node has counted it: a run
     // in CI once saw the peer blocked for the other invalid messages with no body mismatch counted
@@ -212,29 +147,19 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     for i in 0u64.. {
         bad.publish(Topic::Consensus, tampered(round + i, next_height(&node)));
         // Distinct bytes each time (gossip ids are content hashes, so a repeat would be dropped).
-        let mut garbage = vec![0xFFu8; 64];
-        garbage[..8].copy_from_slice(&i.to_le_bytes());
-        bad.publish(Topic::Transactions, garbage.clone());
-        bad.publish(Topic::Consensus, garbage);
-        let mut tx = bad_sig.clone();
-        tx.tx.memo = i.to_le_bytes().to_vec();
-        bad.publish(Topic::Transactions, wire::encode_txs(&[tx]));
-        let mut p = forged.clone();
-        p.proposal.round = Round(i as u32);
+        bad.publish(Topic::Transactions, rogue::garbage(2 * i));
+        bad.publish(Topic::Consensus, rogue::garbage(2 * i + 1));
+        bad.publish(
+            Topic::Transactions,
+            wire::encode_txs(&[forger.badly_signed_tx(i)]),
+        );
         bad.publish(
             Topic::Consensus,
-            wire::encode_consensus(&ConsensusGossip::Message(ConsensusMessage::Proposal(p))),
+            forger.forged_proposal(i, Height(next_height(&node))),
         );
         if i < 20 {
             let tx = transfer(&chain, &account(2), account(3).address(), 1 + i, 1, i);
-            let (status, v) = node
-                .post(
-                    "/v1/transactions",
-                    &serde_json::to_value(&tx).expect("json"),
-                )
-                .expect("submit");
-            assert_eq!(status, 200, "honest transfer refused: {v}");
-            honest.push(v["hash"].as_str().expect("hash").to_owned());
+            honest.push(node.submit(&tx));
         }
         if i >= 20 && !peer_ids(&node).contains(&bad_id) {
             blocked = true;
@@ -266,7 +191,7 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
     assert_eq!(status, 404, "the badly signed transfer is known: {v}");
 
     for h in &honest {
-        wait_final(&node, h);
+        node.wait_final(h);
     }
     let (_, acc) = node.get(&format!("/v1/accounts/{}", account(2).address()));
     assert_eq!(acc["nonce"], json!(20), "{acc}");
@@ -277,16 +202,4 @@ fn next_height(node: &Process) -> u64 {
     let (status, v) = node.get("/v1/status");
     assert_eq!(status, 200, "{v}");
     v["height"].as_u64().expect("height") + 1
-}
-
-fn wait_final(node: &Process, hash: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, v) = node.get(&format!("/v1/transactions/{hash}"));
-        if status == 200 && v["status"] == "final" {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "transfer {hash} not final: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -287,6 +287,28 @@ impl Process {
         ))
     }
 
+    /// Submits one signed transfer through `POST /v1/transactions`; its hash.
+    pub fn submit(&self, tx: &SignedTransaction) -> String {
+        let (status, v) = self
+            .post("/v1/transactions", &serde_json::to_value(tx).expect("json"))
+            .expect("POST /v1/transactions");
+        assert_eq!(status, 200, "transfer refused: {v}");
+        v["hash"].as_str().expect("hash").to_owned()
+    }
+
+    /// Polls until the transaction is final (at most 30 s); its status JSON.
+    pub fn wait_final(&self, hash: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, v) = self.get(&format!("/v1/transactions/{hash}"));
+            if status == 200 && v["status"] == "final" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "transfer {hash} not final: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL, no goodbye.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
