@@ -8,4 +8,5 @@ mod e2e;
 mod explorer_browser;
 mod http_limits;
 mod multihost;
+mod rogue;
 mod store_replay;
