@@ -95,6 +95,11 @@ const HEAD_EVENT_QUEUE_LEN: usize = 256;
 /// Block-range requests served at once, in all and per peer.
 const MAX_SERVES_IN_FLIGHT: usize = 16;
 const MAX_SERVES_PER_PEER: usize = 4;
+/// Block bytes one peer may be served in a burst, and per second after it: far above what a
+/// node catching up applies (a few MB/s), far below what a peer asking for the same ranges over
+/// and over would take. Beyond it, its requests are dropped and charged as useless.
+pub const SERVE_BURST_BYTES: f64 = 128.0 * 1024.0 * 1024.0;
+pub const SERVE_BYTES_PER_SEC: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// What a gossip message is about. Each kind has its own topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -554,6 +559,10 @@ struct PeerRecord {
     /// What is left of the budget of useless messages ([`USELESS_BURST`] at most).
     useless_budget: f64,
     refilled: Instant,
+    /// Block bytes this peer may still be served ([`SERVE_BURST_BYTES`] at most; negative while it
+    /// owes for a large answer).
+    serve_budget: f64,
+    serve_refilled: Instant,
 }
 
 impl PeerRecord {
@@ -562,7 +571,25 @@ impl PeerRecord {
             invalid: 0,
             useless_budget: USELESS_BURST,
             refilled: now,
+            serve_budget: SERVE_BURST_BYTES,
+            serve_refilled: now,
         }
+    }
+
+    /// Whether the peer may be served a block range now (its byte budget, refilled, is not spent).
+    fn may_be_served(&mut self, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.serve_refilled)
+            .as_secs_f64();
+        self.serve_budget =
+            (self.serve_budget + elapsed * SERVE_BYTES_PER_SEC).min(SERVE_BURST_BYTES);
+        self.serve_refilled = now;
+        self.serve_budget > 0.0
+    }
+
+    /// Charges an answer of `bytes` (after it was read: the size is known only then).
+    fn charge_served(&mut self, bytes: usize) {
+        self.serve_budget -= bytes as f64;
     }
 
     /// Spends one useless message; `false` when the budget was already spent.
@@ -738,6 +765,10 @@ impl<M: Send + 'static> EventLoop<M> {
                     if *n == 0 {
                         self.serving.remove(&peer);
                     }
+                }
+                if let SyncResponse::Blocks { blocks } = &response {
+                    let bytes = blocks.iter().map(Vec::len).sum();
+                    self.record(peer, Instant::now()).charge_served(bytes);
                 }
                 // The peer may have gone away meanwhile: nothing to do then.
                 let _ = self
@@ -1072,9 +1103,12 @@ impl<M: Send + 'static> EventLoop<M> {
         if blocks_request {
             // Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` requests out, spread over
             // peers: more from one peer is a flood, charged like useless gossip.
+            // Its byte budget bounds what asking for the same ranges again and again takes.
             let share = self.serving.get(&peer).copied().unwrap_or(0);
-            if share >= MAX_SERVES_PER_PEER {
-                tracing::debug!(%peer, "sync request dropped: the peer's share of serve slots is taken");
+            let now = Instant::now();
+            let within_budget = self.record(peer, now).may_be_served(now);
+            if share >= MAX_SERVES_PER_PEER || !within_budget {
+                tracing::debug!(%peer, share, within_budget, "sync request dropped: the peer's share of serve slots or bytes is taken");
                 self.metrics.traffic_dropped("sync_serve");
                 let now = Instant::now();
                 if !self.record(peer, now).charge_useless(now) {
@@ -1172,6 +1206,28 @@ mod tests {
             .take_while(|_| r.charge_useless(later))
             .count();
         assert_eq!(after_quiet, burst);
+    }
+
+    #[test]
+    fn a_peers_serve_budget_is_spent_by_what_it_was_served_and_refills_with_time() {
+        let t0 = Instant::now();
+        let mut r = PeerRecord::new(t0);
+        assert!(r.may_be_served(t0));
+        // One answer larger than the whole burst: served (it was asked within budget), then owed.
+        r.charge_served(SERVE_BURST_BYTES as usize + 1024 * 1024);
+        assert!(!r.may_be_served(t0), "the budget is spent");
+        assert!(
+            !r.may_be_served(t0 + Duration::from_millis(10)),
+            "a megabyte owed takes ~16 ms to pay back at 64 MiB/s"
+        );
+        assert!(r.may_be_served(t0 + Duration::from_millis(50)));
+        // A node catching up at 32 MiB/s is never refused.
+        let mut honest = PeerRecord::new(t0);
+        for ms in 0..10_000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            assert!(honest.may_be_served(now), "refused at {ms} ms");
+            honest.charge_served(32 * 1024 * 1024 / 1000);
+        }
     }
 
     /// A peer that sends only useless messages (each alone harmless: stale, already known) is
