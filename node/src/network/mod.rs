@@ -95,11 +95,12 @@ const HEAD_EVENT_QUEUE_LEN: usize = 256;
 /// Block-range requests served at once, in all and per peer.
 const MAX_SERVES_IN_FLIGHT: usize = 16;
 const MAX_SERVES_PER_PEER: usize = 4;
-/// Block bytes one peer may be served in a burst, and per second after it: far above what a
-/// node catching up applies (a few MB/s), far below what a peer asking for the same ranges over
-/// and over would take. Beyond it, its requests are dropped and charged as useless.
-pub const SERVE_BURST_BYTES: f64 = 128.0 * 1024.0 * 1024.0;
-pub const SERVE_BYTES_PER_SEC: f64 = 64.0 * 1024.0 * 1024.0;
+/// Block bytes one peer may be served in a burst, and per second after it. A node catching up
+/// takes what it applies (a few MB/s: its sync keeps at most 8 chunks of 4 MiB ahead of its
+/// head, the burst); a peer asking for the same ranges over and over takes what it is given.
+/// Beyond the budget, its requests are dropped and charged as useless.
+pub const SERVE_BURST_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
+pub const SERVE_BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
 
 /// What a gossip message is about. Each kind has its own topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1217,16 +1218,16 @@ mod tests {
         r.charge_served(SERVE_BURST_BYTES as usize + 1024 * 1024);
         assert!(!r.may_be_served(t0), "the budget is spent");
         assert!(
-            !r.may_be_served(t0 + Duration::from_millis(10)),
-            "a megabyte owed takes ~16 ms to pay back at 64 MiB/s"
+            !r.may_be_served(t0 + Duration::from_millis(100)),
+            "a megabyte owed takes ~125 ms to pay back at 8 MiB/s"
         );
-        assert!(r.may_be_served(t0 + Duration::from_millis(50)));
-        // A node catching up at 32 MiB/s is never refused.
+        assert!(r.may_be_served(t0 + Duration::from_millis(200)));
+        // A node catching up at 6 MiB/s is never refused.
         let mut honest = PeerRecord::new(t0);
         for ms in 0..10_000u64 {
             let now = t0 + Duration::from_millis(ms);
             assert!(honest.may_be_served(now), "refused at {ms} ms");
-            honest.charge_served(32 * 1024 * 1024 / 1000);
+            honest.charge_served(6 * 1024 * 1024 / 1000);
         }
     }
 
