@@ -485,8 +485,8 @@ mod tests {
     use ledger_core::consensus::Proposal;
     use ledger_core::merkle::merkle_root;
     use ledger_core::{
-        Amount, Block, BlockHeader, Height, Keypair, Nonce, Round, Signature, SignedVote,
-        TimestampMs, Transaction, Validator as V, Vote, VoteKind,
+        Amount, Block, BlockHeader, Height, Keypair, Nonce, Round, SignedVote, TimestampMs,
+        Transaction, Validator as V, Vote, VoteKind,
     };
 
     /// The committed chain as the validator sees it: a head height and funded dev accounts 0-3.
@@ -812,19 +812,6 @@ mod tests {
         let _ = &s.validators;
     }
 
-    /// A signed proposal's wire layout with an unchecked block, as a forger would send it.
-    #[derive(BorshSerialize)]
-    struct WireProposal {
-        gossip_tag: u8,
-        message_tag: u8,
-        height: Height,
-        round: Round,
-        pol_round: Option<Round>,
-        proposer: Address,
-        block: Block,
-        signature: Signature,
-    }
-
     /// A real proposal at `height` carrying two transfers, and its unsealed block.
     fn proposal(chain: &ChainId, height: u64, first_nonce: u64) -> (ConsensusMessage, Block) {
         let key = Keypair::dev("validator", 0);
@@ -857,31 +844,19 @@ mod tests {
         (ConsensusMessage::Proposal(real), block)
     }
 
-    /// A gossiped proposal whose body is not its header's (a relayer dropped a transaction) is
+    /// A gossiped proposal whose body is not its header's (a relayer added a transaction) is
     /// rejected as `body_mismatch`, so gossipsub penalises the sender and the machine never sees
     /// it; the real proposal, arriving after it, is accepted (its bytes, and so its gossip message
     /// id, differ from the forgery's) and handed on verified.
     #[test]
     fn a_proposal_with_a_swapped_body_is_rejected_and_the_real_one_still_accepted() {
         let s = setup();
-        let key = Keypair::dev("validator", 0);
-        let (real, block) = proposal(&s.chain, 1, 0);
+        let (real, _) = proposal(&s.chain, 1, 0);
         let ConsensusMessage::Proposal(real) = real else {
             unreachable!("made as a proposal")
         };
-        let mut forged_block = block;
-        forged_block.txs.truncate(1);
-        forged_block.header.tx_count = 1;
-        let forged = codec::encode(&WireProposal {
-            gossip_tag: 0,
-            message_tag: 0,
-            height: Height(1),
-            round: Round(0),
-            pol_round: None,
-            proposer: key.address(),
-            block: forged_block,
-            signature: real.signature,
-        });
+        // The real header and signature around a body with one transfer more.
+        let forged = crate::rogue::tampered_proposal(&real, tx(&s.chain, 2), Round(0), Height(1));
         // A proposal is its block plus 99 bytes (tags, height, round, pol round, proposer,
         // signature; 103 with a POL round): the room `ledger_core::params::GOSSIP_FRAME_OVERHEAD`
         // keeps is enough.
