@@ -515,10 +515,10 @@ mod tests {
                 }
                 other => panic!("replay {n} is not a resend: {other:?}"),
             }
-            // The first is checked and handed on; later ones are known to the node (checked
-            // once), and as resends they are never held against the sender.
+            // The first is checked and handed on; later ones are resends of a message the node
+            // has (checked once), charged to the sender's budget of resends.
             match (n, v(Topic::Consensus, &bytes)) {
-                (0, Verdict::Accept(_)) | (1.., Verdict::Ignore("known")) => {}
+                (0, Verdict::Accept(_)) | (1.., Verdict::Resent("known")) => {}
                 (n, other) => panic!("replay {n}: {other:?}"),
             }
         }

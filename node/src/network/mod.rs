@@ -24,9 +24,9 @@
 //!
 //! Penalties: an invalid message ([`Verdict::Reject`]) penalises its sender in gossipsub's peer
 //! score and counts against it here; a useless one ([`Verdict::Useless`]: stale, already known,
-//! nothing new) is charged to the sender's budget ([`USELESS_BURST`] messages, refilled at
-//! [`USELESS_PER_SEC`]), and once that is spent it counts as invalid. A peer at
-//! [`MAX_INVALID_MESSAGES_PER_PEER`] is disconnected and blocked for [`BLOCK_DURATION`]. Per-peer
+//! nothing new) is charged to the sender's budget ([`USELESS`]), and once that is spent it counts
+//! as invalid; so is a resend of a message this node has ([`Verdict::Resent`]) beyond a budget
+//! sized by the validator set ([`resend_rate`]). A peer at [`MAX_INVALID_MESSAGES_PER_PEER`] is disconnected and blocked for [`BLOCK_DURATION`]. Per-peer
 //! records live in LRU maps of [`MAX_TRACKED_PEERS`] entries, so new peer ids cost bounded memory.
 //!
 //! Metrics: `ledger_peers` follows the connected peer set; gossip messages received (before
@@ -74,10 +74,38 @@ pub const MAX_TX_VALIDATIONS: usize = 4;
 /// peer at about the same count (score weight -10, squared), after which its messages stop arriving.
 pub const MAX_INVALID_MESSAGES_PER_PEER: u32 = 3;
 /// Useless messages (stale, known, nothing new) a peer may send in a burst before they count as
-/// invalid. Honest peers send a few per height (votes that arrive after the decision).
-pub const USELESS_BURST: f64 = 64.0;
-/// The rate at which a peer's budget of useless messages refills, per second.
-pub const USELESS_PER_SEC: f64 = 16.0;
+/// invalid, and the rate their budget refills. Honest peers send a few per height (votes that
+/// arrive after the decision).
+pub const USELESS: Rate = Rate {
+    burst: 64.0,
+    per_sec: 16.0,
+};
+/// Block-range requests a peer may send beyond its share of serve slots before they count as
+/// invalid. Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` requests out (all to one peer
+/// when it knows no other), so it goes beyond the share only with requests it gave up on (timed
+/// out) while they were still being read here: a few per stall, seconds apart.
+pub const SYNC_OVERFLOW: Rate = Rate {
+    burst: 8.0,
+    per_sec: 1.0,
+};
+/// Consensus messages that are in flight at once and that a validator re-broadcasts when its
+/// round makes no progress, per validator of the set: its proposal, its two votes, the previous
+/// round's precommits and the proposal and prevotes behind its valid value (ledger-core's
+/// `on_tick`) come to at most `2 * validators + 4`.
+const RESENDS_PER_VALIDATOR: f64 = 2.0;
+const RESENDS_PER_SET: f64 = 4.0;
+/// Resends of messages this node has (known or already committed) one peer may deliver per
+/// second, and in a burst, for a set of `validators`. An honest peer delivers each in-flight
+/// message at most twice a second: its own re-broadcast (stamped with the second, so the copies
+/// of one second are one gossip message) and one relay (it re-verifies, and so relays, a known
+/// message at most once a second). Twice that leaves room for clock and delivery jitter.
+pub fn resend_rate(validators: usize) -> Rate {
+    let in_flight = RESENDS_PER_VALIDATOR * validators as f64 + RESENDS_PER_SET;
+    Rate {
+        burst: 4.0 * in_flight,
+        per_sec: 4.0 * in_flight,
+    }
+}
 /// How long a penalised peer stays blocked.
 pub const BLOCK_DURATION: Duration = Duration::from_secs(600);
 /// Peers with a penalty record, and blocked peers, kept at most (least recently seen dropped).
@@ -99,8 +127,10 @@ const MAX_SERVES_PER_PEER: usize = 4;
 /// takes what it applies (a few MB/s: its sync keeps at most 8 chunks of 4 MiB ahead of its
 /// head, the burst); a peer asking for the same ranges over and over takes what it is given.
 /// Beyond the budget, its requests are dropped and charged as useless.
-pub const SERVE_BURST_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
-pub const SERVE_BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
+pub const SERVE_BYTES: Rate = Rate {
+    burst: 32.0 * 1024.0 * 1024.0,
+    per_sec: 8.0 * 1024.0 * 1024.0,
+};
 
 /// What a gossip message is about. Each kind has its own topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,9 +169,14 @@ pub enum Verdict<M> {
     /// reached): do not relay, do not penalise.
     Ignore(&'static str),
     /// Useless in a way honest peers seldom are (stale, already known, nothing new): do not
-    /// relay; charged to the sender's budget of useless messages ([`USELESS_BURST`]), and
+    /// relay; charged to the sender's budget of useless messages ([`USELESS`]), and
     /// penalised like an invalid message once it is spent.
     Useless(&'static str),
+    /// A re-broadcast of a message this node has (known, or of a height it committed): how
+    /// retransmission reaches nodes that missed the first copy, so the sender could not know. Not
+    /// relayed; charged to the sender's budget of resends ([`resend_rate`]: what honest peers
+    /// deliver when every round is stuck), and penalised like an invalid message beyond it.
+    Resent(&'static str),
     /// Invalid: do not relay, penalise the sender. The reason is a short snake_case code
     /// (`undecodable`, `bad_signature`, ...): it labels `ledger_gossip_messages_rejected_total`,
     /// so it comes from a small fixed set.
@@ -168,6 +203,8 @@ pub struct NetworkConfig {
     pub bootnodes: Vec<Multiaddr>,
     pub max_peers: u32,
     pub genesis_hash: Hash,
+    /// Validators in the chain's set: sizes what retransmission may cost ([`resend_rate`]).
+    pub validators: usize,
     /// Where the addresses of peers met before are kept, so a restarted node finds the network
     /// again even when its bootnodes are down.
     pub peer_book: Option<std::path::PathBuf>,
@@ -336,6 +373,7 @@ enum Outcome {
     Accept,
     Ignore,
     Useless(&'static str),
+    Resent(&'static str),
     Reject,
 }
 
@@ -493,6 +531,7 @@ pub fn spawn_with_metrics<M: Send + 'static>(
     let (txs_tx, txs_rx) = mpsc::channel(TX_EVENT_QUEUE_LEN);
     let (heads_tx, heads_rx) = mpsc::channel(HEAD_EVENT_QUEUE_LEN);
     let (peers_tx, peers_rx) = watch::channel(Vec::new());
+    let resend_rate = resend_rate(config.validators);
     let event_loop = EventLoop {
         swarm,
         config,
@@ -515,6 +554,7 @@ pub fn spawn_with_metrics<M: Send + 'static>(
         connected: HashMap::new(),
         heights: HashMap::new(),
         records: LruCache::new(MAX_TRACKED_PEERS),
+        resend_rate,
         blocked: LruCache::new(MAX_TRACKED_PEERS),
         isolated: false,
         book,
@@ -552,58 +592,88 @@ fn split_peer_id(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
 
 type BlocksReply = oneshot::Sender<Result<Vec<Vec<u8>>, NetworkError>>;
 
+/// A budget that refills with time: `burst` at most, `per_sec` more every second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub burst: f64,
+    pub per_sec: f64,
+}
+
+/// A token bucket for a [`Rate`]. Its level goes negative when a charge is known only after the
+/// fact (the bytes of an answer), and the peer owes it until the refill pays it back.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    level: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(rate: Rate, now: Instant) -> Bucket {
+        Bucket {
+            level: rate.burst,
+            at: now,
+        }
+    }
+
+    /// The level after refilling up to `now`.
+    fn refill(&mut self, rate: Rate, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.level = (self.level + elapsed * rate.per_sec).min(rate.burst);
+        self.at = now;
+        self.level
+    }
+
+    /// Spends one; `false` (spending nothing) when less than one is left.
+    fn take(&mut self, rate: Rate, now: Instant) -> bool {
+        if self.refill(rate, now) >= 1.0 {
+            self.level -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// What this node holds against a peer (bounded: an LRU of [`MAX_TRACKED_PEERS`]).
 #[derive(Debug, Clone, Copy)]
 struct PeerRecord {
     /// Invalid messages so far; at [`MAX_INVALID_MESSAGES_PER_PEER`] the peer is blocked.
     invalid: u32,
-    /// What is left of the budget of useless messages ([`USELESS_BURST`] at most).
-    useless_budget: f64,
-    refilled: Instant,
-    /// Block bytes this peer may still be served ([`SERVE_BURST_BYTES`] at most; negative while it
-    /// owes for a large answer).
-    serve_budget: f64,
-    serve_refilled: Instant,
+    /// Useless messages ([`USELESS`]).
+    useless: Bucket,
+    /// Resends of messages this node has ([`resend_rate`]).
+    resends: Bucket,
+    /// Block-range requests beyond the peer's share of serve slots ([`SYNC_OVERFLOW`]).
+    sync_overflow: Bucket,
+    /// Block bytes this peer may still be served ([`SERVE_BYTES`]; negative while it owes for a
+    /// large answer).
+    served: Bucket,
 }
 
 impl PeerRecord {
-    fn new(now: Instant) -> PeerRecord {
+    fn new(now: Instant, resends: Rate) -> PeerRecord {
         PeerRecord {
             invalid: 0,
-            useless_budget: USELESS_BURST,
-            refilled: now,
-            serve_budget: SERVE_BURST_BYTES,
-            serve_refilled: now,
+            useless: Bucket::full(USELESS, now),
+            resends: Bucket::full(resends, now),
+            sync_overflow: Bucket::full(SYNC_OVERFLOW, now),
+            served: Bucket::full(SERVE_BYTES, now),
         }
     }
 
     /// Whether the peer may be served a block range now (its byte budget, refilled, is not spent).
     fn may_be_served(&mut self, now: Instant) -> bool {
-        let elapsed = now
-            .saturating_duration_since(self.serve_refilled)
-            .as_secs_f64();
-        self.serve_budget =
-            (self.serve_budget + elapsed * SERVE_BYTES_PER_SEC).min(SERVE_BURST_BYTES);
-        self.serve_refilled = now;
-        self.serve_budget > 0.0
+        self.served.refill(SERVE_BYTES, now) > 0.0
     }
 
     /// Charges an answer of `bytes` (after it was read: the size is known only then).
     fn charge_served(&mut self, bytes: usize) {
-        self.serve_budget -= bytes as f64;
+        self.served.level -= bytes as f64;
     }
 
     /// Spends one useless message; `false` when the budget was already spent.
     fn charge_useless(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.useless_budget = (self.useless_budget + elapsed * USELESS_PER_SEC).min(USELESS_BURST);
-        self.refilled = now;
-        if self.useless_budget >= 1.0 {
-            self.useless_budget -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.useless.take(USELESS, now)
     }
 }
 
@@ -631,6 +701,8 @@ struct EventLoop<M> {
     connected: HashMap<PeerId, Multiaddr>,
     heights: HashMap<PeerId, u64>,
     records: LruCache<PeerId, PeerRecord>,
+    /// The budget of resends per peer, for this chain's validator set.
+    resend_rate: Rate,
     /// Blocked peers and when they may come back.
     blocked: LruCache<PeerId, Instant>,
     isolated: bool,
@@ -821,14 +893,23 @@ impl<M: Send + 'static> EventLoop<M> {
             Outcome::Accept => MessageAcceptance::Accept,
             Outcome::Ignore => MessageAcceptance::Ignore,
             Outcome::Reject => MessageAcceptance::Reject,
-            Outcome::Useless(reason) => {
+            Outcome::Useless(reason) | Outcome::Resent(reason) => {
                 let now = Instant::now();
+                let resend_rate = self.resend_rate;
                 let record = self.record(source, now);
-                if record.charge_useless(now) {
+                let within_budget = match outcome {
+                    Outcome::Resent(_) => record.resends.take(resend_rate, now),
+                    _ => record.charge_useless(now),
+                };
+                if within_budget {
                     MessageAcceptance::Ignore
                 } else {
-                    tracing::debug!(%source, ?topic, reason, "useless gossip beyond the peer's budget");
-                    self.metrics.gossip_rejected(topic.label(), "useless_flood");
+                    let flood = match outcome {
+                        Outcome::Resent(_) => "resend_flood",
+                        _ => "useless_flood",
+                    };
+                    tracing::debug!(%source, ?topic, reason, flood, "gossip beyond the peer's budget");
+                    self.metrics.gossip_rejected(topic.label(), flood);
                     MessageAcceptance::Reject
                 }
             }
@@ -849,7 +930,8 @@ impl<M: Send + 'static> EventLoop<M> {
             if self.records.len() >= MAX_TRACKED_PEERS {
                 self.records.remove_lru();
             }
-            self.records.insert(peer, PeerRecord::new(now));
+            self.records
+                .insert(peer, PeerRecord::new(now, self.resend_rate));
         }
         self.records
             .get_mut(&peer)
@@ -1028,6 +1110,10 @@ impl<M: Send + 'static> EventLoop<M> {
                     metrics.gossip_ignored(topic.label(), reason);
                     Outcome::Useless(reason)
                 }
+                Verdict::Resent(reason) => {
+                    metrics.gossip_ignored(topic.label(), reason);
+                    Outcome::Resent(reason)
+                }
                 Verdict::Reject(reason) => {
                     tracing::debug!(%source, ?topic, reason, "rejected gossip message");
                     metrics.gossip_rejected(topic.label(), reason);
@@ -1102,17 +1188,23 @@ impl<M: Send + 'static> EventLoop<M> {
     ) {
         let blocks_request = matches!(request, SyncRequest::Blocks { .. });
         if blocks_request {
-            // Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` requests out, spread over
-            // peers: more from one peer is a flood, charged like useless gossip.
-            // Its byte budget bounds what asking for the same ranges again and again takes.
+            // Beyond its share of serve slots (see `SYNC_OVERFLOW`), or its byte budget (which
+            // bounds what asking for the same ranges again and again takes), a request is
+            // dropped; the first is charged to a small budget of its own, the second as useless.
             let share = self.serving.get(&peer).copied().unwrap_or(0);
             let now = Instant::now();
-            let within_budget = self.record(peer, now).may_be_served(now);
-            if share >= MAX_SERVES_PER_PEER || !within_budget {
-                tracing::debug!(%peer, share, within_budget, "sync request dropped: the peer's share of serve slots or bytes is taken");
+            let record = self.record(peer, now);
+            let refused = if share >= MAX_SERVES_PER_PEER {
+                Some(record.sync_overflow.take(SYNC_OVERFLOW, now))
+            } else if !record.may_be_served(now) {
+                Some(record.charge_useless(now))
+            } else {
+                None
+            };
+            if let Some(within_budget) = refused {
+                tracing::debug!(%peer, share, "sync request dropped: the peer's share of serve slots or bytes is taken");
                 self.metrics.traffic_dropped("sync_serve");
-                let now = Instant::now();
-                if !self.record(peer, now).charge_useless(now) {
+                if !within_budget {
                     self.penalise(peer);
                 }
                 return;
@@ -1164,28 +1256,34 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    /// Serves blocks whose bytes are just their height, up to `head`.
+    /// Serves blocks whose bytes are just their height, up to `head`, taking
+    /// [`FAKE_READ_PER_BLOCK`] a block as a store does.
     struct FakeChain {
         head: u64,
     }
+
+    const FAKE_READ_PER_BLOCK: Duration = Duration::from_micros(100);
 
     impl BlockSource for FakeChain {
         fn head_height(&self) -> u64 {
             self.head
         }
         fn encoded_blocks(&self, from: u64, to: u64, _max_bytes: usize) -> Vec<Vec<u8>> {
-            (from..=to.min(self.head))
-                .map(|h| h.to_le_bytes().to_vec())
-                .collect()
+            let to = to.min(self.head);
+            std::thread::sleep(
+                FAKE_READ_PER_BLOCK * to.saturating_sub(from).saturating_add(1) as u32,
+            );
+            (from..=to).map(|h| h.to_le_bytes().to_vec()).collect()
         }
     }
 
-    /// Rejects messages whose first byte is 0xFF, finds those starting with 0xEE useless, and
-    /// accepts the rest, handing up their bytes.
+    /// Rejects messages whose first byte is 0xFF, finds those starting with 0xEE useless and
+    /// those starting with 0xDD resends of a known message, and accepts the rest, handing up their bytes.
     fn validator() -> Validator<Vec<u8>> {
         Arc::new(|_topic, data: &[u8]| match data.first() {
             Some(0xFF) | None => Verdict::Reject("garbage"),
             Some(0xEE) => Verdict::Useless("stale"),
+            Some(0xDD) => Verdict::Resent("known"),
             Some(_) => Verdict::Accept(data.to_vec()),
         })
     }
@@ -1193,14 +1291,14 @@ mod tests {
     #[test]
     fn a_peers_useless_budget_is_spent_by_a_burst_and_refills_with_time() {
         let t0 = Instant::now();
-        let mut r = PeerRecord::new(t0);
-        let burst = USELESS_BURST as usize;
+        let mut r = PeerRecord::new(t0, resend_rate(4));
+        let burst = USELESS.burst as usize;
         assert!((0..burst).all(|_| r.charge_useless(t0)));
         assert!(!r.charge_useless(t0), "the burst is spent");
-        // A second later, USELESS_PER_SEC more.
+        // A second later, USELESS.per_sec more.
         let t1 = t0 + Duration::from_secs(1);
         let refilled = (0..burst).take_while(|_| r.charge_useless(t1)).count();
-        assert_eq!(refilled, USELESS_PER_SEC as usize);
+        assert_eq!(refilled, USELESS.per_sec as usize);
         // Never more than the burst, however long the peer was quiet.
         let later = t1 + Duration::from_secs(3600);
         let after_quiet = (0..10 * burst)
@@ -1212,10 +1310,10 @@ mod tests {
     #[test]
     fn a_peers_serve_budget_is_spent_by_what_it_was_served_and_refills_with_time() {
         let t0 = Instant::now();
-        let mut r = PeerRecord::new(t0);
+        let mut r = PeerRecord::new(t0, resend_rate(4));
         assert!(r.may_be_served(t0));
         // One answer larger than the whole burst: served (it was asked within budget), then owed.
-        r.charge_served(SERVE_BURST_BYTES as usize + 1024 * 1024);
+        r.charge_served(SERVE_BYTES.burst as usize + 1024 * 1024);
         assert!(!r.may_be_served(t0), "the budget is spent");
         assert!(
             !r.may_be_served(t0 + Duration::from_millis(100)),
@@ -1223,7 +1321,7 @@ mod tests {
         );
         assert!(r.may_be_served(t0 + Duration::from_millis(200)));
         // A node catching up at 6 MiB/s is never refused.
-        let mut honest = PeerRecord::new(t0);
+        let mut honest = PeerRecord::new(t0, resend_rate(4));
         for ms in 0..10_000u64 {
             let now = t0 + Duration::from_millis(ms);
             assert!(honest.may_be_served(now), "refused at {ms} ms");
@@ -1231,10 +1329,62 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_peers_resend_budget_holds_stuck_rounds_but_not_a_replay() {
+        for validators in [1, 4, 100] {
+            let rate = resend_rate(validators);
+            let t0 = Instant::now();
+            // Every round stuck for a minute: each in-flight message re-broadcast by the peer and
+            // relayed by it once a second, all of them known here, evenly spread.
+            let honest_per_sec = 2 * (2 * validators as u64 + 4);
+            let mut r = PeerRecord::new(t0, rate);
+            for i in 0..60 * honest_per_sec {
+                let now = t0 + Duration::from_micros(i * 1_000_000 / honest_per_sec);
+                assert!(
+                    r.resends.take(rate, now),
+                    "{validators} validators: an honest peer's resend {i} is over budget"
+                );
+            }
+            // The same, all at once at the start of each second.
+            let mut r = PeerRecord::new(t0, rate);
+            for s in 0..60 {
+                let now = t0 + Duration::from_secs(s);
+                assert!((0..honest_per_sec).all(|_| r.resends.take(rate, now)));
+            }
+            // A replay ten times faster is over budget within its burst and a second of refill.
+            let mut r = PeerRecord::new(t0, rate);
+            let replay_per_sec = 10 * honest_per_sec;
+            let accepted = (0..replay_per_sec * 10)
+                .take_while(|i| {
+                    let now = t0 + Duration::from_micros(i * 1_000_000 / replay_per_sec);
+                    r.resends.take(rate, now)
+                })
+                .count() as f64;
+            assert!(
+                accepted <= rate.burst + rate.per_sec,
+                "{validators} validators: {accepted} replays within budget"
+            );
+        }
+        assert_eq!(resend_rate(4).per_sec, 48.0);
+    }
+
     /// A peer that sends only useless messages (each alone harmless: stale, already known) is
     /// disconnected once its budget is spent, within the burst plus the invalid-message limit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_flooding_useless_messages_is_blocked_after_its_budget() {
+        flood_until_blocked(0xEE, USELESS.burst, "useless_flood").await;
+    }
+
+    /// The same for resends of known messages, with their own budget (four validators here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_flooding_resends_of_known_messages_is_blocked_after_its_budget() {
+        flood_until_blocked(0xDD, resend_rate(4).burst, "resend_flood").await;
+    }
+
+    /// Floods a victim with messages starting with `marker` (which the test validator finds
+    /// useless or resent) and checks the flooder is blocked within `burst` and the invalid limit,
+    /// counted under `reason`, while an honest peer's messages still arrive.
+    async fn flood_until_blocked(marker: u8, burst: f64, reason: &str) {
         let victim_metrics = Arc::new(Metrics::new());
         let (victim, mut victim_rx) = start_observed(vec![], 0, victim_metrics.clone());
         let victim_addr = address_of(&victim).await;
@@ -1249,9 +1399,9 @@ mod tests {
         // Subscriptions known both ways before the flood counts.
         publish_until_received(&flooder, &mut victim_rx, b"warm-up".to_vec()).await;
         // The budget, the invalid-message limit, and a few for messages in flight.
-        let sent = USELESS_BURST as u32 + MAX_INVALID_MESSAGES_PER_PEER + 8;
+        let sent = burst as u32 + MAX_INVALID_MESSAGES_PER_PEER + 8;
         for i in 0..sent {
-            let mut m = vec![0xEE];
+            let mut m = vec![marker];
             m.extend_from_slice(&i.to_le_bytes());
             flooder.publish(Topic::Consensus, m);
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -1267,11 +1417,63 @@ mod tests {
         assert!(
             counted(
                 &victim_metrics.gossip_rejected,
-                &[("topic", "consensus"), ("reason", "useless_flood")]
+                &[("topic", "consensus"), ("reason", reason)]
             ) >= 1
         );
         // The honest peer stays, and its messages still arrive.
         publish_until_received(&honest, &mut victim_rx, b"still flowing".to_vec()).await;
+    }
+
+    /// Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` block requests out; a peer that
+    /// asks for many ranges at once is disconnected within its share of serve slots, the
+    /// overflow budget and the invalid-message limit, while one asking like honest sync is not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_flooding_sync_requests_is_blocked_and_honest_sync_is_not() {
+        let victim_metrics = Arc::new(Metrics::new());
+        let (victim, _v_rx) = start_observed(vec![], 100_000, victim_metrics.clone());
+        let victim_addr = address_of(&victim).await;
+        let victim_id = victim.local_peer_id();
+        let (honest, _h_rx) = start(vec![victim_addr.clone()], 0);
+        let (flooder, _f_rx) = start(vec![victim_addr], 0);
+        let victim_peers = victim.peers();
+        let flooder_id = flooder.local_peer_id().to_string();
+        wait_for("both peers connected", 10, || {
+            victim_peers.borrow().len() >= 2
+        })
+        .await;
+        for round in 0..20u64 {
+            let asks = (0..sync::MAX_CHUNKS_IN_FLIGHT as u64).map(|i| {
+                let from = 1 + (round * 4 + i) * 64;
+                honest.request_blocks(victim_id, from, from + 63, 1 << 20)
+            });
+            for answer in futures::future::join_all(asks).await {
+                assert_eq!(answer.expect("honest sync is served").len(), 64);
+            }
+        }
+        let sent = MAX_SERVES_PER_PEER + SYNC_OVERFLOW.burst as usize + 3 * 8;
+        // Ranges of the largest span, like the rogue's flood: each read takes a while.
+        let span = MAX_BLOCKS_PER_REQUEST;
+        let flood = (0..sent as u64)
+            .map(|i| flooder.request_blocks(victim_id, 1 + i * span, (i + 1) * span, 1 << 20));
+        let answers = futures::future::join_all(flood).await;
+        let served = answers.iter().filter(|a| a.is_ok()).count();
+        assert!(
+            served < sent,
+            "every one of {sent} concurrent requests was served"
+        );
+        wait_for("the flooder to be disconnected", 10, || {
+            !victim_peers
+                .borrow()
+                .iter()
+                .any(|p| p.peer_id == flooder_id)
+        })
+        .await;
+        assert_eq!(victim_metrics.peers_blocked.get(), 1);
+        let blocks = honest
+            .request_blocks(victim_id, 1, 2, 1 << 20)
+            .await
+            .expect("the honest peer is still served");
+        assert_eq!(blocks.len(), 2);
     }
 
     fn start(bootnodes: Vec<Multiaddr>, head: u64) -> (NetworkHandle, NetEvents<Vec<u8>>) {
@@ -1288,6 +1490,7 @@ mod tests {
             bootnodes,
             max_peers: 16,
             genesis_hash: Hash::digest(b"test chain"),
+            validators: 4,
             peer_book: None,
         };
         spawn_with_metrics(

@@ -363,9 +363,10 @@ impl State {
         let head = self.ledger.head_height();
         if height <= head {
             // A resend of a committed height comes from a node a block or two behind, which
-            // re-broadcasts every tick until it catches up: not held against the relayer.
+            // re-broadcasts every tick until it catches up: charged to the relayer's budget of
+            // resends, not held against it.
             return if resend {
-                Verdict::Ignore("stale_resend")
+                Verdict::Resent("stale_resend")
             } else {
                 Verdict::Useless("stale")
             };
@@ -394,7 +395,7 @@ impl State {
             // reaches nodes that missed the first copy). A first publication we have already is
             // not something an honest peer sends twice.
             return if resend {
-                Verdict::Ignore("known")
+                Verdict::Resent("known")
             } else {
                 Verdict::Useless("known")
             };
@@ -780,7 +781,7 @@ mod tests {
         // Another copy with another second: new bytes, same message, no second check.
         assert!(matches!(
             (s.v)(Topic::Consensus, &resend(&v, NOW_SECS)),
-            Verdict::Ignore("known")
+            Verdict::Resent("known")
         ));
         // The first publication after a resend: a peer that knew it should not send it again.
         assert!(matches!(
@@ -939,7 +940,10 @@ mod tests {
              signature checks (at most one per nonce of the window, 65, could be admitted)",
             match verdict {
                 Verdict::Accept(_) => "accepted (relayed)",
-                Verdict::Ignore(r) | Verdict::Useless(r) | Verdict::Reject(r) => r,
+                Verdict::Ignore(r)
+                | Verdict::Useless(r)
+                | Verdict::Resent(r)
+                | Verdict::Reject(r) => r,
             }
         );
     }
@@ -950,7 +954,7 @@ mod tests {
     /// consensus/mod.rs: "a gossip layer that drops repeated messages as duplicates must let these
     /// through (e.g. by not deduplicating consensus messages older than a tick)"). Here the
     /// seen cache has no age: a vote of round 5 delivered while this node was in round 0 (and so
-    /// dropped by its machine) is answered `Ignore("known")` on every resend, minutes later, and
+    /// dropped by its machine) is answered `Resent("known")` on every resend, minutes later, and
     /// never reaches the machine again.
     #[test]
     fn a_resend_long_after_the_first_copy_is_delivered_to_the_machine_again() {
