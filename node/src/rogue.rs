@@ -516,9 +516,9 @@ mod tests {
                 other => panic!("replay {n} is not a resend: {other:?}"),
             }
             // The first is checked and handed on; later ones are resends of a message the node
-            // has (checked once), charged to the sender's budget of resends.
+            // has (checked once).
             match (n, v(Topic::Consensus, &bytes)) {
-                (0, Verdict::Accept(_)) | (1.., Verdict::Resent("known")) => {}
+                (0, Verdict::Accept(_)) | (1.., Verdict::Resent("known", _)) => {}
                 (n, other) => panic!("replay {n}: {other:?}"),
             }
         }

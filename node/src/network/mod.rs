@@ -25,8 +25,9 @@
 //! Penalties: an invalid message ([`Verdict::Reject`]) penalises its sender in gossipsub's peer
 //! score and counts against it here; a useless one ([`Verdict::Useless`]: stale, already known,
 //! nothing new) is charged to the sender's budget ([`USELESS`]), and once that is spent it counts
-//! as invalid; so is a resend of a message this node has ([`Verdict::Resent`]) beyond a budget
-//! sized by the validator set ([`resend_rate`]). A peer at [`MAX_INVALID_MESSAGES_PER_PEER`] is disconnected and blocked for [`BLOCK_DURATION`]. Per-peer
+//! as invalid; a resend of a message this node has ([`Verdict::Resent`]) is charged there only
+//! when its sender delivers that message more often than honest peers do ([`MAX_REDELIVERIES`]).
+//! A peer at [`MAX_INVALID_MESSAGES_PER_PEER`] is disconnected and blocked for [`BLOCK_DURATION`]. Per-peer
 //! records live in LRU maps of [`MAX_TRACKED_PEERS`] entries, so new peer ids cost bounded memory.
 //!
 //! Metrics: `ledger_peers` follows the connected peer set; gossip messages received (before
@@ -88,24 +89,18 @@ pub const SYNC_OVERFLOW: Rate = Rate {
     burst: 8.0,
     per_sec: 1.0,
 };
-/// Consensus messages that are in flight at once and that a validator re-broadcasts when its
-/// round makes no progress, per validator of the set: its proposal, its two votes, the previous
-/// round's precommits and the proposal and prevotes behind its valid value (ledger-core's
-/// `on_tick`) come to at most `2 * validators + 4`.
-const RESENDS_PER_VALIDATOR: f64 = 2.0;
-const RESENDS_PER_SET: f64 = 4.0;
-/// Resends of messages this node has (known or already committed) one peer may deliver per
-/// second, and in a burst, for a set of `validators`. An honest peer delivers each in-flight
-/// message at most twice a second: its own re-broadcast (stamped with the second, so the copies
-/// of one second are one gossip message) and one relay (it re-verifies, and so relays, a known
-/// message at most once a second). Twice that leaves room for clock and delivery jitter.
-pub fn resend_rate(validators: usize) -> Rate {
-    let in_flight = RESENDS_PER_VALIDATOR * validators as f64 + RESENDS_PER_SET;
-    Rate {
-        burst: 4.0 * in_flight,
-        per_sec: 4.0 * in_flight,
-    }
-}
+/// Deliveries of one message this node has, as a resend, that one peer may make within
+/// [`REDELIVERY_WINDOW`] before each further one is charged as useless. An honest peer delivers a
+/// message at most twice a second: its own re-broadcast (stamped with the second, so one second's
+/// copies are one gossip message) and one relay (a known message is re-verified, and so relayed,
+/// at most once a second). Counted per message, not per peer: how many distinct messages an
+/// honest peer relays is up to their signers (a faulty validator may sign a vote for every
+/// round), so a per-peer count would let one faulty validator set honest nodes against each
+/// other.
+pub const MAX_REDELIVERIES: u32 = 6;
+pub const REDELIVERY_WINDOW: Duration = Duration::from_secs(2);
+/// (peer, message) pairs whose redeliveries are counted at once (least recently seen dropped).
+const MAX_TRACKED_REDELIVERIES: usize = 16_384;
 /// How long a penalised peer stays blocked.
 pub const BLOCK_DURATION: Duration = Duration::from_secs(600);
 /// Peers with a penalty record, and blocked peers, kept at most (least recently seen dropped).
@@ -172,11 +167,11 @@ pub enum Verdict<M> {
     /// relay; charged to the sender's budget of useless messages ([`USELESS`]), and
     /// penalised like an invalid message once it is spent.
     Useless(&'static str),
-    /// A re-broadcast of a message this node has (known, or of a height it committed): how
-    /// retransmission reaches nodes that missed the first copy, so the sender could not know. Not
-    /// relayed; charged to the sender's budget of resends ([`resend_rate`]: what honest peers
-    /// deliver when every round is stuck), and penalised like an invalid message beyond it.
-    Resent(&'static str),
+    /// A re-broadcast of a message this node has (known, or of a height it committed), with the
+    /// message's hash: how retransmission reaches nodes that missed the first copy, so the
+    /// sender could not know. Not relayed, not held against the sender, unless it delivers the
+    /// same message more often than honest peers do ([`MAX_REDELIVERIES`]): those are useless.
+    Resent(&'static str, Hash),
     /// Invalid: do not relay, penalise the sender. The reason is a short snake_case code
     /// (`undecodable`, `bad_signature`, ...): it labels `ledger_gossip_messages_rejected_total`,
     /// so it comes from a small fixed set.
@@ -203,8 +198,6 @@ pub struct NetworkConfig {
     pub bootnodes: Vec<Multiaddr>,
     pub max_peers: u32,
     pub genesis_hash: Hash,
-    /// Validators in the chain's set: sizes what retransmission may cost ([`resend_rate`]).
-    pub validators: usize,
     /// Where the addresses of peers met before are kept, so a restarted node finds the network
     /// again even when its bootnodes are down.
     pub peer_book: Option<std::path::PathBuf>,
@@ -373,7 +366,7 @@ enum Outcome {
     Accept,
     Ignore,
     Useless(&'static str),
-    Resent(&'static str),
+    Resent(&'static str, Hash),
     Reject,
 }
 
@@ -531,7 +524,6 @@ pub fn spawn_with_metrics<M: Send + 'static>(
     let (txs_tx, txs_rx) = mpsc::channel(TX_EVENT_QUEUE_LEN);
     let (heads_tx, heads_rx) = mpsc::channel(HEAD_EVENT_QUEUE_LEN);
     let (peers_tx, peers_rx) = watch::channel(Vec::new());
-    let resend_rate = resend_rate(config.validators);
     let event_loop = EventLoop {
         swarm,
         config,
@@ -554,7 +546,7 @@ pub fn spawn_with_metrics<M: Send + 'static>(
         connected: HashMap::new(),
         heights: HashMap::new(),
         records: LruCache::new(MAX_TRACKED_PEERS),
-        resend_rate,
+        redeliveries: Redeliveries::new(),
         blocked: LruCache::new(MAX_TRACKED_PEERS),
         isolated: false,
         book,
@@ -619,7 +611,7 @@ impl Bucket {
     fn refill(&mut self, rate: Rate, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.level = (self.level + elapsed * rate.per_sec).min(rate.burst);
-        self.at = now;
+        self.at = self.at.max(now);
         self.level
     }
 
@@ -641,8 +633,6 @@ struct PeerRecord {
     invalid: u32,
     /// Useless messages ([`USELESS`]).
     useless: Bucket,
-    /// Resends of messages this node has ([`resend_rate`]).
-    resends: Bucket,
     /// Block-range requests beyond the peer's share of serve slots ([`SYNC_OVERFLOW`]).
     sync_overflow: Bucket,
     /// Block bytes this peer may still be served ([`SERVE_BYTES`]; negative while it owes for a
@@ -651,11 +641,10 @@ struct PeerRecord {
 }
 
 impl PeerRecord {
-    fn new(now: Instant, resends: Rate) -> PeerRecord {
+    fn new(now: Instant) -> PeerRecord {
         PeerRecord {
             invalid: 0,
             useless: Bucket::full(USELESS, now),
-            resends: Bucket::full(resends, now),
             sync_overflow: Bucket::full(SYNC_OVERFLOW, now),
             served: Bucket::full(SERVE_BYTES, now),
         }
@@ -674,6 +663,40 @@ impl PeerRecord {
     /// Spends one useless message; `false` when the budget was already spent.
     fn charge_useless(&mut self, now: Instant) -> bool {
         self.useless.take(USELESS, now)
+    }
+}
+
+/// How often each peer delivered each message this node has, as a resend, in the current window.
+struct Redeliveries {
+    counts: LruCache<(PeerId, Hash), (u32, Instant)>,
+}
+
+impl Redeliveries {
+    fn new() -> Redeliveries {
+        Redeliveries {
+            counts: LruCache::new(MAX_TRACKED_REDELIVERIES),
+        }
+    }
+
+    /// Counts `peer` delivering `message` at `now`; `true` when that is more than
+    /// [`MAX_REDELIVERIES`] within [`REDELIVERY_WINDOW`] (more than an honest peer delivers).
+    fn beyond_honest(&mut self, peer: PeerId, message: Hash, now: Instant) -> bool {
+        let key = (peer, message);
+        let count = match self.counts.get_mut(&key) {
+            Some((count, since)) if now.saturating_duration_since(*since) < REDELIVERY_WINDOW => {
+                *count += 1;
+                *count
+            }
+            Some(entry) => {
+                *entry = (1, now);
+                1
+            }
+            None => {
+                self.counts.insert(key, (1, now));
+                1
+            }
+        };
+        count > MAX_REDELIVERIES
     }
 }
 
@@ -701,8 +724,8 @@ struct EventLoop<M> {
     connected: HashMap<PeerId, Multiaddr>,
     heights: HashMap<PeerId, u64>,
     records: LruCache<PeerId, PeerRecord>,
-    /// The budget of resends per peer, for this chain's validator set.
-    resend_rate: Rate,
+    /// Resends of known messages, per peer and message.
+    redeliveries: Redeliveries,
     /// Blocked peers and when they may come back.
     blocked: LruCache<PeerId, Instant>,
     isolated: bool,
@@ -893,23 +916,20 @@ impl<M: Send + 'static> EventLoop<M> {
             Outcome::Accept => MessageAcceptance::Accept,
             Outcome::Ignore => MessageAcceptance::Ignore,
             Outcome::Reject => MessageAcceptance::Reject,
-            Outcome::Useless(reason) | Outcome::Resent(reason) => {
+            Outcome::Resent(_, message)
+                if !self
+                    .redeliveries
+                    .beyond_honest(source, message, Instant::now()) =>
+            {
+                MessageAcceptance::Ignore
+            }
+            Outcome::Useless(reason) | Outcome::Resent(reason, _) => {
                 let now = Instant::now();
-                let resend_rate = self.resend_rate;
-                let record = self.record(source, now);
-                let within_budget = match outcome {
-                    Outcome::Resent(_) => record.resends.take(resend_rate, now),
-                    _ => record.charge_useless(now),
-                };
-                if within_budget {
+                if self.record(source, now).charge_useless(now) {
                     MessageAcceptance::Ignore
                 } else {
-                    let flood = match outcome {
-                        Outcome::Resent(_) => "resend_flood",
-                        _ => "useless_flood",
-                    };
-                    tracing::debug!(%source, ?topic, reason, flood, "gossip beyond the peer's budget");
-                    self.metrics.gossip_rejected(topic.label(), flood);
+                    tracing::debug!(%source, ?topic, reason, "useless gossip beyond the peer's budget");
+                    self.metrics.gossip_rejected(topic.label(), "useless_flood");
                     MessageAcceptance::Reject
                 }
             }
@@ -930,8 +950,7 @@ impl<M: Send + 'static> EventLoop<M> {
             if self.records.len() >= MAX_TRACKED_PEERS {
                 self.records.remove_lru();
             }
-            self.records
-                .insert(peer, PeerRecord::new(now, self.resend_rate));
+            self.records.insert(peer, PeerRecord::new(now));
         }
         self.records
             .get_mut(&peer)
@@ -1110,9 +1129,9 @@ impl<M: Send + 'static> EventLoop<M> {
                     metrics.gossip_ignored(topic.label(), reason);
                     Outcome::Useless(reason)
                 }
-                Verdict::Resent(reason) => {
+                Verdict::Resent(reason, message) => {
                     metrics.gossip_ignored(topic.label(), reason);
-                    Outcome::Resent(reason)
+                    Outcome::Resent(reason, message)
                 }
                 Verdict::Reject(reason) => {
                     tracing::debug!(%source, ?topic, reason, "rejected gossip message");
@@ -1283,7 +1302,8 @@ mod tests {
         Arc::new(|_topic, data: &[u8]| match data.first() {
             Some(0xFF) | None => Verdict::Reject("garbage"),
             Some(0xEE) => Verdict::Useless("stale"),
-            Some(0xDD) => Verdict::Resent("known"),
+            // Every one a resend of the same message.
+            Some(0xDD) => Verdict::Resent("known", Hash::digest(b"one message")),
             Some(_) => Verdict::Accept(data.to_vec()),
         })
     }
@@ -1291,7 +1311,7 @@ mod tests {
     #[test]
     fn a_peers_useless_budget_is_spent_by_a_burst_and_refills_with_time() {
         let t0 = Instant::now();
-        let mut r = PeerRecord::new(t0, resend_rate(4));
+        let mut r = PeerRecord::new(t0);
         let burst = USELESS.burst as usize;
         assert!((0..burst).all(|_| r.charge_useless(t0)));
         assert!(!r.charge_useless(t0), "the burst is spent");
@@ -1310,7 +1330,7 @@ mod tests {
     #[test]
     fn a_peers_serve_budget_is_spent_by_what_it_was_served_and_refills_with_time() {
         let t0 = Instant::now();
-        let mut r = PeerRecord::new(t0, resend_rate(4));
+        let mut r = PeerRecord::new(t0);
         assert!(r.may_be_served(t0));
         // One answer larger than the whole burst: served (it was asked within budget), then owed.
         r.charge_served(SERVE_BYTES.burst as usize + 1024 * 1024);
@@ -1321,7 +1341,7 @@ mod tests {
         );
         assert!(r.may_be_served(t0 + Duration::from_millis(200)));
         // A node catching up at 6 MiB/s is never refused.
-        let mut honest = PeerRecord::new(t0, resend_rate(4));
+        let mut honest = PeerRecord::new(t0);
         for ms in 0..10_000u64 {
             let now = t0 + Duration::from_millis(ms);
             assert!(honest.may_be_served(now), "refused at {ms} ms");
@@ -1330,42 +1350,32 @@ mod tests {
     }
 
     #[test]
-    fn a_peers_resend_budget_holds_stuck_rounds_but_not_a_replay() {
-        for validators in [1, 4, 100] {
-            let rate = resend_rate(validators);
-            let t0 = Instant::now();
-            // Every round stuck for a minute: each in-flight message re-broadcast by the peer and
-            // relayed by it once a second, all of them known here, evenly spread.
-            let honest_per_sec = 2 * (2 * validators as u64 + 4);
-            let mut r = PeerRecord::new(t0, rate);
-            for i in 0..60 * honest_per_sec {
-                let now = t0 + Duration::from_micros(i * 1_000_000 / honest_per_sec);
-                assert!(
-                    r.resends.take(rate, now),
-                    "{validators} validators: an honest peer's resend {i} is over budget"
-                );
-            }
-            // The same, all at once at the start of each second.
-            let mut r = PeerRecord::new(t0, rate);
-            for s in 0..60 {
-                let now = t0 + Duration::from_secs(s);
-                assert!((0..honest_per_sec).all(|_| r.resends.take(rate, now)));
-            }
-            // A replay ten times faster is over budget within its burst and a second of refill.
-            let mut r = PeerRecord::new(t0, rate);
-            let replay_per_sec = 10 * honest_per_sec;
-            let accepted = (0..replay_per_sec * 10)
-                .take_while(|i| {
-                    let now = t0 + Duration::from_micros(i * 1_000_000 / replay_per_sec);
-                    r.resends.take(rate, now)
-                })
-                .count() as f64;
-            assert!(
-                accepted <= rate.burst + rate.per_sec,
-                "{validators} validators: {accepted} replays within budget"
-            );
+    fn redeliveries_are_counted_per_peer_and_message_so_relaying_many_messages_is_free() {
+        let mut r = Redeliveries::new();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let msg = |i: u32| Hash::digest(&i.to_le_bytes());
+        // A relayer delivering many distinct messages we have, within one second (a faulty
+        // validator signed a vote for every round): never beyond what honest peers do.
+        for i in 0..10_000 {
+            assert!(!r.beyond_honest(p, msg(i), t0 + Duration::from_micros(u64::from(i) * 100)));
         }
-        assert_eq!(resend_rate(4).per_sec, 48.0);
+        // Each of a stuck round's messages, twice a second (own re-broadcast and one relay), for
+        // a minute.
+        for tick in 0..120u64 {
+            let now = t0 + Duration::from_millis(500 * tick);
+            for i in 0..12 {
+                assert!(!r.beyond_honest(q, msg(i), now), "tick {tick} message {i}");
+            }
+        }
+        // One message ten times a second from one peer: beyond within the window.
+        let replayed = msg(u32::MAX);
+        let beyond = (0..20u64)
+            .map(|k| r.beyond_honest(p, replayed, t0 + Duration::from_millis(100 * k)))
+            .position(|b| b);
+        assert_eq!(beyond, Some(MAX_REDELIVERIES as usize));
+        // Another peer delivering that message is counted apart.
+        assert!(!r.beyond_honest(q, replayed, t0 + Duration::from_millis(1900)));
     }
 
     /// A peer that sends only useless messages (each alone harmless: stale, already known) is
@@ -1375,10 +1385,16 @@ mod tests {
         flood_until_blocked(0xEE, USELESS.burst, "useless_flood").await;
     }
 
-    /// The same for resends of known messages, with their own budget (four validators here).
+    /// The same for one known message resent over and over: free up to what honest peers do
+    /// ([`MAX_REDELIVERIES`]), useless beyond.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_peer_flooding_resends_of_known_messages_is_blocked_after_its_budget() {
-        flood_until_blocked(0xDD, resend_rate(4).burst, "resend_flood").await;
+    async fn a_peer_resending_one_known_message_over_and_over_is_blocked() {
+        flood_until_blocked(
+            0xDD,
+            f64::from(MAX_REDELIVERIES) + USELESS.burst,
+            "useless_flood",
+        )
+        .await;
     }
 
     /// Floods a victim with messages starting with `marker` (which the test validator finds
@@ -1490,7 +1506,6 @@ mod tests {
             bootnodes,
             max_peers: 16,
             genesis_hash: Hash::digest(b"test chain"),
-            validators: 4,
             peer_book: None,
         };
         spawn_with_metrics(

@@ -306,7 +306,6 @@ pub fn attach(
         bootnodes,
         max_peers: cfg.p2p.max_peers,
         genesis_hash: node.genesis.hash(),
-        validators: node.genesis.validators().len(),
         peer_book: Some(cfg.data_dir.join("peers.txt")),
     };
     let checks = GossipChecks {

@@ -363,10 +363,10 @@ impl State {
         let head = self.ledger.head_height();
         if height <= head {
             // A resend of a committed height comes from a node a block or two behind, which
-            // re-broadcasts every tick until it catches up: charged to the relayer's budget of
-            // resends, not held against it.
+            // re-broadcasts every tick until it catches up: not held against the relayer unless
+            // it delivers the same message more often than that.
             return if resend {
-                Verdict::Resent("stale_resend")
+                Verdict::Resent("stale_resend", Hash::digest(inner))
             } else {
                 Verdict::Useless("stale")
             };
@@ -395,7 +395,7 @@ impl State {
             // reaches nodes that missed the first copy). A first publication we have already is
             // not something an honest peer sends twice.
             return if resend {
-                Verdict::Resent("known")
+                Verdict::Resent("known", id)
             } else {
                 Verdict::Useless("known")
             };
@@ -781,7 +781,7 @@ mod tests {
         // Another copy with another second: new bytes, same message, no second check.
         assert!(matches!(
             (s.v)(Topic::Consensus, &resend(&v, NOW_SECS)),
-            Verdict::Resent("known")
+            Verdict::Resent("known", _)
         ));
         // The first publication after a resend: a peer that knew it should not send it again.
         assert!(matches!(
@@ -942,7 +942,7 @@ mod tests {
                 Verdict::Accept(_) => "accepted (relayed)",
                 Verdict::Ignore(r)
                 | Verdict::Useless(r)
-                | Verdict::Resent(r)
+                | Verdict::Resent(r, _)
                 | Verdict::Reject(r) => r,
             }
         );
@@ -954,7 +954,7 @@ mod tests {
     /// consensus/mod.rs: "a gossip layer that drops repeated messages as duplicates must let these
     /// through (e.g. by not deduplicating consensus messages older than a tick)"). Here the
     /// seen cache has no age: a vote of round 5 delivered while this node was in round 0 (and so
-    /// dropped by its machine) is answered `Resent("known")` on every resend, minutes later, and
+    /// dropped by its machine) is answered `Resent("known", _)` on every resend, minutes later, and
     /// never reaches the machine again.
     #[test]
     fn a_resend_long_after_the_first_copy_is_delivered_to_the_machine_again() {
@@ -1048,5 +1048,47 @@ mod tests {
             "{attempts} votes, each arriving as 16 resends at once: {accepted} accepted \
              (relayed), {checks} signature checks"
         );
+    }
+
+    /// A faulty validator signs a vote for every round of a height and hands two honest nodes
+    /// differently stamped copies of each: P relays its copies to X, which has them already. P
+    /// did nothing but relay what it verified, so X must not hold it against P, however many
+    /// distinct messages there are (found by review: a budget per peer would block P).
+    #[test]
+    fn an_honest_relayer_of_many_distinct_known_messages_is_never_charged() {
+        let (p, x) = (setup(), setup());
+        let key = Keypair::dev("validator", 0);
+        let mut redeliveries = crate::network::Redeliveries::new();
+        let p_id = libp2p::PeerId::random();
+        let t0 = std::time::Instant::now();
+        for r in 0..1_000u32 {
+            let m = ConsensusMessage::Vote(
+                Vote {
+                    kind: VoteKind::Prevote,
+                    height: Height(1),
+                    round: Round(r),
+                    block_hash: None,
+                    validator: key.address(),
+                }
+                .sign(&p.chain, &key),
+            );
+            assert!(matches!(
+                (x.v)(Topic::Consensus, &resend(&m, NOW_SECS)),
+                Verdict::Accept(_)
+            ));
+            let relayed = resend(&m, NOW_SECS - 1);
+            assert!(matches!(
+                (p.v)(Topic::Consensus, &relayed),
+                Verdict::Accept(_)
+            ));
+            let Verdict::Resent("known", id) = (x.v)(Topic::Consensus, &relayed) else {
+                panic!("round {r}: the relayed copy is not a known resend");
+            };
+            let now = t0 + std::time::Duration::from_millis(u64::from(r));
+            assert!(
+                !redeliveries.beyond_honest(p_id, id, now),
+                "round {r}: the honest relayer was charged"
+            );
+        }
     }
 }

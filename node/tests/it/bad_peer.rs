@@ -71,7 +71,6 @@ async fn a_peer_gossiping_garbage_bad_signatures_and_forged_proposals_is_blocked
             ],
             max_peers: 8,
             genesis_hash: genesis.hash(),
-            validators: genesis.validators().len(),
             peer_book: None,
         },
         accept_all,

@@ -103,7 +103,6 @@ pub async fn run(cli: &Cli, genesis: Genesis) -> anyhow::Result<Report> {
             bootnodes: cli.bootnode.clone(),
             max_peers: 64,
             genesis_hash: genesis.hash(),
-            validators: genesis.validators().len(),
             peer_book: None,
         },
         validator,
