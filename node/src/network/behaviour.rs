@@ -47,7 +47,7 @@ pub(crate) fn build_swarm(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(1024)
                     .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES as u64),
-                [(StreamProtocol::new("/ledger/sync/2"), ProtocolSupport::Full)],
+                [(StreamProtocol::new("/ledger/sync/3"), ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),

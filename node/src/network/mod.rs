@@ -9,7 +9,7 @@
 //!   dropped by gossipsub's duplicate cache before anything else looks at it. Every message is
 //!   validated by the application (the [`Validator`] given to [`spawn`]) *before* gossipsub relays
 //!   it.
-//! - Request-response (`/ledger/sync/2`, CBOR) answers head-height and block-range requests for
+//! - Request-response (`/ledger/sync/3`, CBOR) answers head-height and block-range requests for
 //!   catch-up; serving reads the store off the event loop, with a per-peer share of the serve slots
 //!   and responses no larger than the requester asked for.
 //! - Identify + Kademlia: nodes that only know a bootnode learn about each other and connect.
@@ -81,14 +81,23 @@ pub const USELESS: Rate = Rate {
     burst: 64.0,
     per_sec: 16.0,
 };
-/// Block-range requests a peer may send beyond its share of serve slots before they count as
-/// invalid. Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` requests out (all to one peer
-/// when it knows no other), so it goes beyond the share only with requests it gave up on (timed
-/// out) while they were still being read here: a few per stall, seconds apart.
-pub const SYNC_OVERFLOW: Rate = Rate {
-    burst: 8.0,
-    per_sec: 1.0,
-};
+/// A block-range request beyond the peer's share of serve slots or its byte budget is answered
+/// busy (`SyncResponse::Busy`), naming how long the peer should rest before it asks this node again:
+/// until its byte budget is paid back, and at least [`MIN_SYNC_REST`]. Honest sync rests; up to
+/// [`EARLY_REQUESTS_ALLOWED`] requests that arrive during the rest may have been sent before the
+/// answer reached the peer (its sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` out) and are
+/// answered the same way; every one beyond them is penalised like an invalid message.
+pub const MIN_SYNC_REST: Duration = Duration::from_millis(250);
+pub const EARLY_REQUESTS_ALLOWED: u32 = sync::MAX_CHUNKS_IN_FLIGHT as u32;
+/// The longest rest a busy answer is believed for: a server's own rests are a few seconds at
+/// most (what it owes beyond its burst is one response), and a peer naming more is only
+/// asked less, never trusted into an overflow.
+pub const MAX_SYNC_REST: Duration = Duration::from_secs(10);
+
+/// The rest a peer's busy answer asks for, as this node keeps it: at most [`MAX_SYNC_REST`].
+fn believed_rest(retry_after_ms: u64) -> Duration {
+    Duration::from_millis(retry_after_ms).min(MAX_SYNC_REST)
+}
 /// Deliveries of one message this node has, as a resend, that one peer may make within
 /// [`REDELIVERY_WINDOW`] before each further one is charged as useless. An honest peer delivers a
 /// message at most twice a second: its own re-broadcast (stamped with the second, so one second's
@@ -283,6 +292,8 @@ pub enum NetworkError {
     Stopped,
     #[error("request to {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },
+    #[error("peer {peer} is busy: ask it again after {retry_after:?}")]
+    Busy { peer: PeerId, retry_after: Duration },
     #[error("peer {peer} answered with the wrong kind of response")]
     UnexpectedResponse { peer: PeerId },
     #[error("cannot start the network: {0}")]
@@ -309,6 +320,10 @@ pub(crate) enum SyncResponse {
     Blocks {
         #[serde(with = "serde_bytes_vec")]
         blocks: Vec<Vec<u8>>,
+    },
+    /// Not now: ask this node again for blocks after this many milliseconds, not before.
+    Busy {
+        retry_after_ms: u64,
     },
 }
 
@@ -633,8 +648,9 @@ struct PeerRecord {
     invalid: u32,
     /// Useless messages ([`USELESS`]).
     useless: Bucket,
-    /// Block-range requests beyond the peer's share of serve slots ([`SYNC_OVERFLOW`]).
-    sync_overflow: Bucket,
+    /// Until when the peer was told to rest from block-range requests ([`MIN_SYNC_REST`]), and
+    /// how many more requests during the rest are taken as sent before it knew.
+    sync_rest: Option<(Instant, u32)>,
     /// Block bytes this peer may still be served ([`SERVE_BYTES`]; negative while it owes for a
     /// large answer).
     served: Bucket,
@@ -645,7 +661,7 @@ impl PeerRecord {
         PeerRecord {
             invalid: 0,
             useless: Bucket::full(USELESS, now),
-            sync_overflow: Bucket::full(SYNC_OVERFLOW, now),
+            sync_rest: None,
             served: Bucket::full(SERVE_BYTES, now),
         }
     }
@@ -1181,6 +1197,14 @@ impl<M: Send + 'static> EventLoop<M> {
                         let _ = reply.send(Ok(blocks));
                     }
                 }
+                SyncResponse::Busy { retry_after_ms } => {
+                    if let Some((_, reply)) = self.pending_blocks.remove(&request_id) {
+                        let _ = reply.send(Err(NetworkError::Busy {
+                            peer,
+                            retry_after: believed_rest(retry_after_ms),
+                        }));
+                    }
+                }
             },
             request_response::Event::OutboundFailure {
                 peer,
@@ -1207,25 +1231,37 @@ impl<M: Send + 'static> EventLoop<M> {
     ) {
         let blocks_request = matches!(request, SyncRequest::Blocks { .. });
         if blocks_request {
-            // Beyond its share of serve slots (see `SYNC_OVERFLOW`), or its byte budget (which
-            // bounds what asking for the same ranges again and again takes), a request is
-            // dropped; the first is charged to a small budget of its own, the second as useless.
+            // Beyond its share of serve slots or its byte budget (which bounds what asking for
+            // the same ranges again and again takes), the peer is told to rest (`MIN_SYNC_REST`).
             let share = self.serving.get(&peer).copied().unwrap_or(0);
             let now = Instant::now();
             let record = self.record(peer, now);
-            let refused = if share >= MAX_SERVES_PER_PEER {
-                Some(record.sync_overflow.take(SYNC_OVERFLOW, now))
-            } else if !record.may_be_served(now) {
-                Some(record.charge_useless(now))
-            } else {
-                None
-            };
-            if let Some(within_budget) = refused {
-                tracing::debug!(%peer, share, "sync request dropped: the peer's share of serve slots or bytes is taken");
-                self.metrics.traffic_dropped("sync_serve");
-                if !within_budget {
+            let rest = match record.sync_rest.filter(|&(until, _)| now < until) {
+                Some((_, 0)) => {
+                    tracing::debug!(%peer, "sync request during the rest it was given: penalised");
+                    self.metrics.traffic_dropped("sync_serve");
                     self.penalise(peer);
+                    return;
                 }
+                Some((until, early)) => {
+                    record.sync_rest = Some((until, early - 1));
+                    Some(until - now)
+                }
+                None if share >= MAX_SERVES_PER_PEER || !record.may_be_served(now) => {
+                    let owed = (-record.served.level).max(0.0) / SERVE_BYTES.per_sec;
+                    let rest = Duration::from_secs_f64(owed).max(MIN_SYNC_REST);
+                    record.sync_rest = Some((now + rest, EARLY_REQUESTS_ALLOWED));
+                    Some(rest)
+                }
+                None => None,
+            };
+            if let Some(rest) = rest {
+                tracing::debug!(%peer, share, ?rest, "sync request answered busy: the peer's share of serve slots or bytes is taken");
+                self.metrics.traffic_dropped("sync_serve");
+                let busy = SyncResponse::Busy {
+                    retry_after_ms: u64::try_from(rest.as_millis()).unwrap_or(u64::MAX),
+                };
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
                 return;
             }
         }
@@ -1274,6 +1310,14 @@ impl<M: Send + 'static> EventLoop<M> {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn a_busy_answer_naming_an_endless_rest_is_believed_for_at_most_the_longest_rest() {
+        assert_eq!(believed_rest(u64::MAX), MAX_SYNC_REST);
+        assert_eq!(believed_rest(250), Duration::from_millis(250));
+        // What sync does with it must not overflow.
+        let _ = tokio::time::Instant::now() + believed_rest(u64::MAX);
+    }
 
     /// Serves blocks whose bytes are just their height, up to `head`, taking
     /// [`FAKE_READ_PER_BLOCK`] a block as a store does.
@@ -1397,21 +1441,63 @@ mod tests {
         .await;
     }
 
-    /// Floods a victim with messages starting with `marker` (which the test validator finds
-    /// useless or resent) and checks the flooder is blocked within `burst` and the invalid limit,
-    /// counted under `reason`, while an honest peer's messages still arrive.
-    async fn flood_until_blocked(marker: u8, burst: f64, reason: &str) {
+    /// A victim node (at `head`) with two peers connected to it: an honest one and a flooder.
+    struct Trio {
+        victim: NetworkHandle,
+        victim_rx: NetEvents<Vec<u8>>,
+        victim_metrics: Arc<Metrics>,
+        honest: NetworkHandle,
+        flooder: NetworkHandle,
+        _peer_events: [NetEvents<Vec<u8>>; 2],
+    }
+
+    async fn victim_honest_and_flooder(head: u64) -> Trio {
         let victim_metrics = Arc::new(Metrics::new());
-        let (victim, mut victim_rx) = start_observed(vec![], 0, victim_metrics.clone());
+        let (victim, victim_rx) = start_observed(vec![], head, victim_metrics.clone());
         let victim_addr = address_of(&victim).await;
-        let (honest, _h_rx) = start(vec![victim_addr.clone()], 0);
-        let (flooder, _f_rx) = start(vec![victim_addr], 0);
+        let (honest, h_rx) = start(vec![victim_addr.clone()], 0);
+        let (flooder, f_rx) = start(vec![victim_addr], 0);
         let victim_peers = victim.peers();
-        let flooder_id = flooder.local_peer_id().to_string();
         wait_for("both peers connected", 10, || {
             victim_peers.borrow().len() >= 2
         })
         .await;
+        Trio {
+            victim,
+            victim_rx,
+            victim_metrics,
+            honest,
+            flooder,
+            _peer_events: [h_rx, f_rx],
+        }
+    }
+
+    /// Waits for `victim` to disconnect `flooder`, and checks it blocked one peer.
+    async fn wait_blocked(victim: &NetworkHandle, flooder: &NetworkHandle, metrics: &Metrics) {
+        let victim_peers = victim.peers();
+        let flooder_id = flooder.local_peer_id().to_string();
+        wait_for("the flooder to be disconnected", 10, || {
+            !victim_peers
+                .borrow()
+                .iter()
+                .any(|p| p.peer_id == flooder_id)
+        })
+        .await;
+        assert_eq!(metrics.peers_blocked.get(), 1);
+    }
+
+    /// Floods a victim with messages starting with `marker` (which the test validator finds
+    /// useless or resent) and checks the flooder is blocked within `burst` and the invalid limit,
+    /// counted under `reason`, while an honest peer's messages still arrive.
+    async fn flood_until_blocked(marker: u8, burst: f64, reason: &str) {
+        let Trio {
+            victim,
+            victim_metrics,
+            mut victim_rx,
+            honest,
+            flooder,
+            ..
+        } = victim_honest_and_flooder(0).await;
         // Subscriptions known both ways before the flood counts.
         publish_until_received(&flooder, &mut victim_rx, b"warm-up".to_vec()).await;
         // The budget, the invalid-message limit, and a few for messages in flight.
@@ -1422,14 +1508,7 @@ mod tests {
             flooder.publish(Topic::Consensus, m);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        wait_for("the flooder to be disconnected", 10, || {
-            !victim_peers
-                .borrow()
-                .iter()
-                .any(|p| p.peer_id == flooder_id)
-        })
-        .await;
-        assert_eq!(victim_metrics.peers_blocked.get(), 1);
+        wait_blocked(&victim, &flooder, &victim_metrics).await;
         assert!(
             counted(
                 &victim_metrics.gossip_rejected,
@@ -1440,23 +1519,20 @@ mod tests {
         publish_until_received(&honest, &mut victim_rx, b"still flowing".to_vec()).await;
     }
 
-    /// Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` block requests out; a peer that
-    /// asks for many ranges at once is disconnected within its share of serve slots, the
-    /// overflow budget and the invalid-message limit, while one asking like honest sync is not.
+    /// Honest sync keeps at most `sync::MAX_CHUNKS_IN_FLIGHT` block requests out and rests when
+    /// told busy; a peer that asks for many ranges at once is told to rest and, asking on, is
+    /// disconnected within its share of serve slots, the early requests allowed and the
+    /// invalid-message limit, while one that rests as told is served on and never blocked.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_flooding_sync_requests_is_blocked_and_honest_sync_is_not() {
-        let victim_metrics = Arc::new(Metrics::new());
-        let (victim, _v_rx) = start_observed(vec![], 100_000, victim_metrics.clone());
-        let victim_addr = address_of(&victim).await;
+        let Trio {
+            victim,
+            victim_metrics,
+            honest,
+            flooder,
+            ..
+        } = victim_honest_and_flooder(100_000).await;
         let victim_id = victim.local_peer_id();
-        let (honest, _h_rx) = start(vec![victim_addr.clone()], 0);
-        let (flooder, _f_rx) = start(vec![victim_addr], 0);
-        let victim_peers = victim.peers();
-        let flooder_id = flooder.local_peer_id().to_string();
-        wait_for("both peers connected", 10, || {
-            victim_peers.borrow().len() >= 2
-        })
-        .await;
         for round in 0..20u64 {
             let asks = (0..sync::MAX_CHUNKS_IN_FLIGHT as u64).map(|i| {
                 let from = 1 + (round * 4 + i) * 64;
@@ -1466,9 +1542,31 @@ mod tests {
                 assert_eq!(answer.expect("honest sync is served").len(), 64);
             }
         }
-        let sent = MAX_SERVES_PER_PEER + SYNC_OVERFLOW.burst as usize + 3 * 8;
-        // Ranges of the largest span, like the rogue's flood: each read takes a while.
+        // Twice its share at once (as after requests it gave up on): the rest is told busy, and
+        // asked again after the rest it was given, all is served and nothing is held against it.
         let span = MAX_BLOCKS_PER_REQUEST;
+        let ask = |i: u64| honest.request_blocks(victim_id, 1 + i * span, (i + 1) * span, 1 << 20);
+        let mut rests = Vec::new();
+        for answer in futures::future::join_all((0..2 * MAX_SERVES_PER_PEER as u64).map(ask)).await
+        {
+            match answer {
+                Ok(blocks) => assert_eq!(blocks.len() as u64, span),
+                Err(NetworkError::Busy { retry_after, .. }) => rests.push(retry_after),
+                Err(e) => panic!("honest request failed: {e}"),
+            }
+        }
+        assert!(
+            !rests.is_empty(),
+            "twice the share at once was never answered busy"
+        );
+        tokio::time::sleep(rests.iter().copied().max().unwrap_or_default()).await;
+        for answer in futures::future::join_all((0..MAX_SERVES_PER_PEER as u64).map(ask)).await {
+            assert_eq!(answer.expect("served after resting").len() as u64, span);
+        }
+        assert_eq!(victim_metrics.peers_blocked.get(), 0);
+
+        // A flood asks on regardless.
+        let sent = MAX_SERVES_PER_PEER + EARLY_REQUESTS_ALLOWED as usize + 3 * 8;
         let flood = (0..sent as u64)
             .map(|i| flooder.request_blocks(victim_id, 1 + i * span, (i + 1) * span, 1 << 20));
         let answers = futures::future::join_all(flood).await;
@@ -1477,14 +1575,7 @@ mod tests {
             served < sent,
             "every one of {sent} concurrent requests was served"
         );
-        wait_for("the flooder to be disconnected", 10, || {
-            !victim_peers
-                .borrow()
-                .iter()
-                .any(|p| p.peer_id == flooder_id)
-        })
-        .await;
-        assert_eq!(victim_metrics.peers_blocked.get(), 1);
+        wait_blocked(&victim, &flooder, &victim_metrics).await;
         let blocks = honest
             .request_blocks(victim_id, 1, 2, 1 << 20)
             .await

@@ -13,7 +13,8 @@
 //! A lying peer only wastes a request: a chunk that does not decode or is out of sequence, or one
 //! whose block the driver refuses (it reports the height back), is penalised through the network
 //! (a peer penalised repeatedly is blocked), the peer is dropped from the candidates, and the chunk
-//! is requested from another peer at once.
+//! is requested from another peer at once. A peer that answers busy (its share of serving is
+//! taken) is asked again only after the rest it named: asking sooner gets a node penalised.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use tokio::task::JoinSet;
 
 use ledger_core::{CommittedBlock, Height, codec};
 
-use super::{BlockSource, NetworkHandle};
+use super::{BlockSource, NetworkError, NetworkHandle};
 use crate::net_types::NetInbound;
 
 /// Blocks per request.
@@ -48,6 +49,8 @@ pub const REQUEST_MAX_BYTES: u64 = 4 * 1024 * 1024;
 enum FetchError {
     /// The request failed or timed out: not necessarily the peer's fault.
     Request,
+    /// The peer is busy (its share of serving is taken): ask it again after this long.
+    Busy(Duration),
     /// The peer answered with something that is not the chunk asked for.
     Invalid(&'static str),
 }
@@ -71,6 +74,8 @@ pub async fn run(
     let mut ready: BTreeMap<u64, Vec<CommittedBlock>> = BTreeMap::new();
     // Chunk start height -> peer asked.
     let mut in_flight: HashMap<u64, PeerId> = HashMap::new();
+    // Peers that answered busy, and until when they asked us not to ask again.
+    let mut resting: HashMap<PeerId, tokio::time::Instant> = HashMap::new();
     type Fetched = (u64, PeerId, Result<Vec<CommittedBlock>, FetchError>);
     let mut requests: JoinSet<Fetched> = JoinSet::new();
     // Chunks handed to the driver and not yet below the head: first height -> (last, server).
@@ -98,6 +103,11 @@ pub async fn run(
                         Ok(b) if !b.is_empty() => {
                             ready.insert(start, b);
                             ready_from.insert(start, peer);
+                        }
+                        // Honest and overloaded: ask others meanwhile, and it again only after.
+                        Err(FetchError::Busy(rest)) => {
+                            tracing::debug!(%peer, start, ?rest, "sync peer busy");
+                            resting.insert(peer, tokio::time::Instant::now() + rest);
                         }
                         outcome => {
                             // Failed, empty or forged: forget what this peer claimed (its next
@@ -201,15 +211,18 @@ pub async fn run(
             let end = (start + CHUNK_BLOCKS - 1).min(best);
             let covered = ready.contains_key(&start) || in_flight.contains_key(&start);
             if !covered {
+                let now = tokio::time::Instant::now();
+                resting.retain(|_, until| *until > now);
+                let able = |p: &PeerId, h: u64| h >= end && !resting.contains_key(p);
                 let mut candidates: Vec<PeerId> = heads
                     .iter()
-                    .filter(|(p, h)| **h >= end && !in_flight.values().any(|q| q == *p))
+                    .filter(|(p, h)| able(p, **h) && !in_flight.values().any(|q| q == *p))
                     .map(|(p, _)| *p)
                     .collect();
                 if candidates.is_empty() {
                     candidates = heads
                         .iter()
-                        .filter(|(_, h)| **h >= end)
+                        .filter(|(p, h)| able(p, **h))
                         .map(|(p, _)| *p)
                         .collect();
                 }
@@ -243,7 +256,10 @@ async fn fetch(
     let raw = network
         .request_blocks(peer, from, to, REQUEST_MAX_BYTES)
         .await
-        .map_err(|_| FetchError::Request)?;
+        .map_err(|e| match e {
+            NetworkError::Busy { retry_after, .. } => FetchError::Busy(retry_after),
+            _ => FetchError::Request,
+        })?;
     if raw.len() as u64 > to.saturating_sub(from).saturating_add(1) {
         return Err(FetchError::Invalid("sync_too_many_blocks"));
     }
