@@ -215,7 +215,7 @@ impl Metrics {
         let traffic_dropped = CounterFamily::default();
         registry.register(
             "traffic_dropped",
-            "Valid work dropped because its class's queue was full, by class (txs, sync_serve)",
+            "Valid work dropped because its class's queue was full, by class (txs, sync_serve: all serve slots taken, sync_busy: a peer over its share answered busy, sync_rest_ignored: a request during its rest, penalised)",
             traffic_dropped.clone(),
         );
         // 10 us .. ~1.3 s

@@ -94,9 +94,11 @@ pub const EARLY_REQUESTS_ALLOWED: u32 = sync::MAX_CHUNKS_IN_FLIGHT as u32;
 /// asked less, never trusted into an overflow.
 pub const MAX_SYNC_REST: Duration = Duration::from_secs(10);
 
-/// The rest a peer's busy answer asks for, as this node keeps it: at most [`MAX_SYNC_REST`].
+/// The rest a peer's busy answer asks for, as this node keeps it: at least [`MIN_SYNC_REST`] (a
+/// server naming none would otherwise be asked again at once, over and over), at most
+/// [`MAX_SYNC_REST`].
 fn believed_rest(retry_after_ms: u64) -> Duration {
-    Duration::from_millis(retry_after_ms).min(MAX_SYNC_REST)
+    Duration::from_millis(retry_after_ms).clamp(MIN_SYNC_REST, MAX_SYNC_REST)
 }
 /// Deliveries of one message this node has, as a resend, that one peer may make within
 /// [`REDELIVERY_WINDOW`] before each further one is charged as useless. An honest peer delivers a
@@ -130,7 +132,7 @@ const MAX_SERVES_PER_PEER: usize = 4;
 /// Block bytes one peer may be served in a burst, and per second after it. A node catching up
 /// takes what it applies (a few MB/s: its sync keeps at most 8 chunks of 4 MiB ahead of its
 /// head, the burst); a peer asking for the same ranges over and over takes what it is given.
-/// Beyond the budget, its requests are dropped and charged as useless.
+/// Beyond the budget, its requests are answered busy ([`MIN_SYNC_REST`]).
 pub const SERVE_BYTES: Rate = Rate {
     burst: 32.0 * 1024.0 * 1024.0,
     per_sec: 8.0 * 1024.0 * 1024.0,
@@ -1019,6 +1021,13 @@ impl<M: Send + 'static> EventLoop<M> {
                 }
                 self.connected
                     .insert(peer_id, endpoint.get_remote_address().clone());
+                // A peer that connects again (a restart) knows nothing of a rest it was given:
+                // its next requests may be sent before it hears of it again.
+                if let Some(r) = self.records.get_mut(&peer_id)
+                    && let Some((until, _)) = r.sync_rest
+                {
+                    r.sync_rest = Some((until, EARLY_REQUESTS_ALLOWED));
+                }
                 self.publish_peers();
             }
             SwarmEvent::ConnectionClosed {
@@ -1239,7 +1248,7 @@ impl<M: Send + 'static> EventLoop<M> {
             let rest = match record.sync_rest.filter(|&(until, _)| now < until) {
                 Some((_, 0)) => {
                     tracing::debug!(%peer, "sync request during the rest it was given: penalised");
-                    self.metrics.traffic_dropped("sync_serve");
+                    self.metrics.traffic_dropped("sync_rest_ignored");
                     self.penalise(peer);
                     return;
                 }
@@ -1247,7 +1256,8 @@ impl<M: Send + 'static> EventLoop<M> {
                     record.sync_rest = Some((until, early - 1));
                     Some(until - now)
                 }
-                None if share >= MAX_SERVES_PER_PEER || !record.may_be_served(now) => {
+                // `may_be_served` first: it refills the budget the rest is computed from.
+                None if !record.may_be_served(now) || share >= MAX_SERVES_PER_PEER => {
                     let owed = (-record.served.level).max(0.0) / SERVE_BYTES.per_sec;
                     let rest = Duration::from_secs_f64(owed).max(MIN_SYNC_REST);
                     record.sync_rest = Some((now + rest, EARLY_REQUESTS_ALLOWED));
@@ -1257,9 +1267,11 @@ impl<M: Send + 'static> EventLoop<M> {
             };
             if let Some(rest) = rest {
                 tracing::debug!(%peer, share, ?rest, "sync request answered busy: the peer's share of serve slots or bytes is taken");
-                self.metrics.traffic_dropped("sync_serve");
+                self.metrics.traffic_dropped("sync_busy");
                 let busy = SyncResponse::Busy {
-                    retry_after_ms: u64::try_from(rest.as_millis()).unwrap_or(u64::MAX),
+                    // Rounded up: a requester resting what it was told never lands inside it.
+                    retry_after_ms: u64::try_from(rest.as_micros().div_ceil(1000))
+                        .unwrap_or(u64::MAX),
                 };
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
                 return;
@@ -1312,9 +1324,10 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn a_busy_answer_naming_an_endless_rest_is_believed_for_at_most_the_longest_rest() {
+    fn a_busy_answer_is_believed_for_between_the_shortest_and_the_longest_rest() {
         assert_eq!(believed_rest(u64::MAX), MAX_SYNC_REST);
-        assert_eq!(believed_rest(250), Duration::from_millis(250));
+        assert_eq!(believed_rest(0), MIN_SYNC_REST);
+        assert_eq!(believed_rest(400), Duration::from_millis(400));
         // What sync does with it must not overflow.
         let _ = tokio::time::Instant::now() + believed_rest(u64::MAX);
     }
@@ -1581,6 +1594,274 @@ mod tests {
             .await
             .expect("the honest peer is still served");
         assert_eq!(blocks.len(), 2);
+    }
+
+    // ---- review tests (busy answers) ----
+
+    /// Blocks of [`BIG_BLOCK`] bytes each up to `head`, at most `max_bytes` of them and always
+    /// one: a store of a chain whose blocks are large (a genesis allows up to ~10 MiB).
+    struct BigChain {
+        head: u64,
+    }
+
+    const BIG_BLOCK: usize = 8 * 1024 * 1024;
+
+    impl BlockSource for BigChain {
+        fn head_height(&self) -> u64 {
+            self.head
+        }
+        fn encoded_blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>> {
+            let n = (max_bytes / BIG_BLOCK).max(1) as u64;
+            (from..=to.min(self.head).min(from + n - 1))
+                .map(|_| vec![0u8; BIG_BLOCK])
+                .collect()
+        }
+    }
+
+    fn start_source(
+        key: libp2p::identity::Keypair,
+        bootnodes: Vec<Multiaddr>,
+        source: Arc<dyn BlockSource>,
+        metrics: Arc<Metrics>,
+    ) -> (NetworkHandle, NetEvents<Vec<u8>>) {
+        let config = NetworkConfig {
+            listen_addr: "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+            bootnodes,
+            max_peers: 16,
+            genesis_hash: Hash::digest(b"test chain"),
+            peer_book: None,
+        };
+        spawn_with_metrics(key, config, validator(), source, metrics).expect("network starts")
+    }
+
+    /// A hostile server that answers every block request busy with no rest at all (and claims a
+    /// head far ahead) must not make an honest node ask it again and again at network speed:
+    /// the requester should rest at least `MIN_SYNC_REST` whatever the server names.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_answering_busy_with_no_rest_is_not_asked_again_at_once() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let config = NetworkConfig {
+            listen_addr: "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+            bootnodes: vec![],
+            max_peers: 16,
+            genesis_hash: Hash::digest(b"test chain"),
+            peer_book: None,
+        };
+        let mut hostile =
+            behaviour::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &config)
+                .expect("swarm");
+        let hostile_id = *hostile.local_peer_id();
+        hostile
+            .listen_on(config.listen_addr.clone())
+            .expect("listen");
+        let addr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = hostile.select_next_some().await {
+                break address.with(Protocol::P2p(hostile_id));
+            }
+        };
+        let asked = Arc::new(AtomicU64::new(0));
+        let counter = asked.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                if let SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                    request_response::Event::Message {
+                        message:
+                            request_response::Message::Request {
+                                request, channel, ..
+                            },
+                        ..
+                    },
+                )) = hostile.select_next_some().await
+                {
+                    let response = match request {
+                        SyncRequest::Status => SyncResponse::Status { height: 10_000 },
+                        SyncRequest::Blocks { .. } => {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            SyncResponse::Busy { retry_after_ms: 0 }
+                        }
+                    };
+                    let _ = hostile
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
+            }
+        });
+        let (honest, _h_rx) = start(vec![addr], 0);
+        let peers = honest.peers();
+        wait_for("connected to the hostile server", 10, || {
+            !peers.borrow().is_empty()
+        })
+        .await;
+        let (events_tx, events_rx) = mpsc::channel(16);
+        let (driver_tx, _driver_rx) = mpsc::channel(16);
+        let (_refused_tx, refused_rx) = mpsc::channel(16);
+        let sync_task = tokio::spawn(sync::run(
+            honest.clone(),
+            Arc::new(FakeChain { head: 0 }),
+            events_rx,
+            driver_tx,
+            refused_rx,
+        ));
+        events_tx
+            .send(sync::SyncEvent::PeerHead {
+                peer: hostile_id,
+                height: 10_000,
+            })
+            .await
+            .expect("sync running");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        sync_task.abort();
+        server.abort();
+        let n = asked.load(Ordering::Relaxed);
+        // Four chunks at a time, each rested at least MIN_SYNC_REST after its busy answer.
+        let most = 4 * (2000 / MIN_SYNC_REST.as_millis() as u64 + 1);
+        assert!(
+            n <= most,
+            "a server answering busy with no rest was asked {n} times in 2 s (at most {most} expected)"
+        );
+    }
+
+    /// An honest node told busy that crashes and starts again (same identity) during the rest
+    /// knows nothing of it: its fresh sync asks its only server for four chunks. It must not be
+    /// penalised (let alone blocked for 10 minutes) for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_honest_node_restarted_during_its_rest_is_not_penalised() {
+        let victim_metrics = Arc::new(Metrics::new());
+        let (victim, _v_rx) = start_source(
+            libp2p::identity::Keypair::generate_ed25519(),
+            vec![],
+            Arc::new(BigChain { head: 100_000 }),
+            victim_metrics.clone(),
+        );
+        let victim_addr = address_of(&victim).await;
+        let victim_id = victim.local_peer_id();
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let node_id = key.public().to_peer_id().to_string();
+        let (before, _b_rx) = start_source(
+            key.clone(),
+            vec![victim_addr.clone()],
+            Arc::new(FakeChain { head: 0 }),
+            Arc::new(Metrics::new()),
+        );
+        let victim_peers = victim.peers();
+        wait_for("connected", 10, || !victim_peers.borrow().is_empty()).await;
+        let chunk = sync::CHUNK_BLOCKS;
+        let ask = |h: &NetworkHandle, from: u64| {
+            let h = h.clone();
+            async move {
+                h.request_blocks(victim_id, from, from + chunk - 1, sync::REQUEST_MAX_BYTES)
+                    .await
+            }
+        };
+        // Catching up like sync does: four chunks at a time from its only peer (one 8 MiB block
+        // each), until told busy.
+        let mut from = 1;
+        let mut busy = None;
+        for _ in 0..10 {
+            let answers =
+                futures::future::join_all((0..4).map(|i| ask(&before, from + i * chunk))).await;
+            for a in answers {
+                match a {
+                    Ok(b) => assert!(!b.is_empty()),
+                    Err(NetworkError::Busy { retry_after, .. }) => busy = Some(retry_after),
+                    Err(e) => panic!("honest request failed: {e}"),
+                }
+            }
+            from += 4 * chunk;
+            if busy.is_some() {
+                break;
+            }
+        }
+        let rest = busy.expect("never told busy");
+        eprintln!("told to rest {rest:?}");
+        // The node goes away and comes back with its identity.
+        let t = Instant::now();
+        before.set_isolated(true).await.expect("running");
+        let (after, _a_rx) = start_source(
+            key,
+            vec![victim_addr],
+            Arc::new(FakeChain { head: 0 }),
+            Arc::new(Metrics::new()),
+        );
+        let after_peers = after.peers();
+        wait_for("reconnected", 10, || !after_peers.borrow().is_empty()).await;
+        eprintln!("restarted in {:?}", t.elapsed());
+        // Its new sync asks its only server for four chunks.
+        let answers =
+            futures::future::join_all((0..4).map(|i| ask(&after, from + i * chunk))).await;
+        let penalised = answers
+            .into_iter()
+            .filter(|a| !matches!(a, Ok(_) | Err(NetworkError::Busy { .. })))
+            .count();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            (penalised, victim_metrics.peers_blocked.get()),
+            (0, 0),
+            "the restarted honest node {node_id} was penalised (requests failed, peers blocked)"
+        );
+    }
+
+    /// An honest requester that asks again as soon as the rest it was named has passed (its
+    /// sync loop may wake right then) must not land inside the server's rest: the named rest is
+    /// rounded down to whole milliseconds, so on a fast link it can.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_honest_node_asking_again_right_after_the_named_rest_is_not_penalised() {
+        let Trio {
+            victim,
+            victim_metrics,
+            honest,
+            ..
+        } = victim_honest_and_flooder(100_000).await;
+        let victim_id = victim.local_peer_id();
+        let span = MAX_BLOCKS_PER_REQUEST;
+        for round in 0..100u64 {
+            // Its four requests given up on still being read, and four new ones.
+            let asks = (0..2 * MAX_SERVES_PER_PEER as u64).map(|i| {
+                let h = honest.clone();
+                async move {
+                    let a = h
+                        .request_blocks(victim_id, 1 + i * span, (i + 1) * span, 1 << 20)
+                        .await;
+                    (a, Instant::now())
+                }
+            });
+            // Like sync's `resting.insert`, the last busy answer to arrive names the rest.
+            let mut last: Option<(Instant, Duration)> = None;
+            for (a, at) in futures::future::join_all(asks).await {
+                match a {
+                    Ok(_) => {}
+                    Err(NetworkError::Busy { retry_after, .. }) => {
+                        if last.is_none_or(|(t, _)| at > t) {
+                            last = Some((at, retry_after));
+                        }
+                    }
+                    Err(e) => panic!("round {round}: honest request failed: {e}"),
+                }
+            }
+            let (at, rest) = last.expect("twice the share at once was never answered busy");
+            let until = at + rest;
+            // Its sync loop wakes right when the rest is over: sleep to just before, then spin
+            // (a timer alone wakes a millisecond or so late, which would hide the race).
+            tokio::time::sleep_until(
+                tokio::time::Instant::from_std(until) - Duration::from_millis(3),
+            )
+            .await;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            let again = (0..MAX_SERVES_PER_PEER as u64)
+                .map(|i| honest.request_blocks(victim_id, 1 + i * span, (i + 1) * span, 1 << 20));
+            for a in futures::future::join_all(again).await {
+                match a {
+                    Ok(_) | Err(NetworkError::Busy { .. }) => {}
+                    Err(e) => panic!(
+                        "round {round}: asked again right after the rest it was named, penalised: {e}"
+                    ),
+                }
+            }
+        }
+        assert_eq!(victim_metrics.peers_blocked.get(), 0);
     }
 
     fn start(bootnodes: Vec<Multiaddr>, head: u64) -> (NetworkHandle, NetEvents<Vec<u8>>) {
