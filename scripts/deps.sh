@@ -2,7 +2,9 @@
 # Installs what a fresh Debian machine lacks to build and test the project (as root, or with sudo).
 set -euo pipefail
 need=()
-for pkg in libclang-dev clang pkg-config libssl-dev iproute2 chromium chromium-driver python3-venv; do
+# docker.io, docker-compose, debootstrap: the Compose testnet test (scripts/compose-test.sh).
+for pkg in libclang-dev clang pkg-config libssl-dev iproute2 chromium chromium-driver python3-venv \
+  docker.io docker-compose debootstrap; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -204,7 +204,26 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
 
 impl Config {
     /// Reads a TOML (`.toml`) or JSON (`.json`) config file. Missing fields take their defaults.
+    /// Relative paths in it (`data_dir`, `genesis`, `node_key`, given or defaulted) are relative to
+    /// the file's folder, so a node folder (config, genesis, key) works wherever it is copied or
+    /// mounted; paths from flags and the environment stay relative to the working directory.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::parse_file(path)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut config.data_dir);
+        resolve(&mut config.genesis);
+        if let Some(key) = &mut config.node_key {
+            resolve(key);
+        }
+        Ok(config)
+    }
+
+    fn parse_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -469,5 +488,30 @@ mod tests {
         std::fs::write(&p, "[api]\nlisten_addr = 5\n").expect("write");
         let e = Config::from_file(&p).expect_err("bad type").to_string();
         assert!(e.contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_in_a_config_file_are_relative_to_its_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = dir.path().join("node-2");
+        std::fs::create_dir(&node).expect("mkdir");
+        let p = node.join("config.json");
+        std::fs::write(
+            &p,
+            r#"{"genesis":"genesis.json","node_key":"node_key.json","data_dir":"/var/lib/ledger"}"#,
+        )
+        .expect("write");
+        let c = Config::from_file(&p).expect("parses");
+        assert_eq!(c.genesis, node.join("genesis.json"));
+        assert_eq!(c.node_key, Some(node.join("node_key.json")));
+        assert_eq!(
+            c.data_dir,
+            PathBuf::from("/var/lib/ledger"),
+            "absolute stays"
+        );
+        std::fs::write(&p, "{}").expect("write");
+        let c = Config::from_file(&p).expect("parses");
+        assert_eq!(c.data_dir, node.join("data"), "a default is the file's too");
+        assert_eq!(c.node_key, None);
     }
 }

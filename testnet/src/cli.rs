@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Start an N-validator testnet (or resume a stopped one) and supervise it.
     Up(cmd::up::UpArgs),
+    /// Write a testnet to run on other hosts, in Compose or in Kubernetes: one folder per node
+    /// (config, genesis, key) and a manifest that status, load and chaos read.
+    Init(cmd::init::InitArgs),
     /// Height, head, peers and lag of every node, and whether they agree on the chain.
     Status(cmd::status::StatusArgs),
     /// Stop every node (SIGTERM, then SIGKILL after a timeout). Data stays.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dir = crate::state::absolute(&cli.dir)?;
     match cli.command {
         Command::Up(a) => cmd::up::run(&dir, a),
+        Command::Init(a) => cmd::init::run(a),
         Command::Status(a) => cmd::status::run(&dir, a),
         Command::Down(a) => cmd::down::run(&dir, a),
         Command::Reset(a) => cmd::reset::run(&dir, a),

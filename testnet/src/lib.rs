@@ -14,6 +14,8 @@
 //! - [`client`]: the blocking HTTP client of one node's API, with short timeouts everywhere.
 //! - [`genesis_src`]: which genesis a testnet uses and how it is written into the folder.
 //! - [`ports`], [`output`]: free local ports; tables, progress and durations for people.
+//! - [`manifest`]: what `testnet init` wrote for nodes on other hosts, read by the commands that
+//!   work on remote nodes.
 //! - [`hints`]: the next commands, spelled to run as printed; the record of the last started
 //!   testnet that the wallet reads to find a node by itself.
 //!
@@ -24,6 +26,7 @@ pub mod client;
 pub mod cmd;
 pub mod genesis_src;
 pub mod hints;
+pub mod manifest;
 pub mod node;
 pub mod output;
 pub mod ports;

@@ -112,6 +112,45 @@ pub fn write_dev_key(bin: &Path, validator: u32, out: &Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// The public half of a key file the node wrote.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct KeyInfo {
+    pub address: ledger_core::Address,
+    pub public_key: ledger_core::PublicKey,
+}
+
+/// Writes a validator key with the node's own command: a fresh random one (`keygen`), or dev key
+/// `i` (`dev-key`). Returns its public half, read from the fields the key file shows for people
+/// and tools (the seed stays the node's business).
+pub fn write_key(bin: &Path, dev: Option<u32>, out: &Path) -> anyhow::Result<KeyInfo> {
+    match dev {
+        Some(i) => write_dev_key(bin, i, out)?,
+        None => {
+            let output = Command::new(bin)
+                .arg("keygen")
+                .arg("--out")
+                .arg(out)
+                .stdin(Stdio::null())
+                .env_clear_ledger()
+                .output()
+                .with_context(|| format!("cannot run {}", bin.display()))?;
+            if !output.status.success() {
+                bail!(
+                    "`{} keygen --out {}` failed ({}): {}",
+                    bin.display(),
+                    out.display(),
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+        }
+    }
+    let text =
+        std::fs::read_to_string(out).with_context(|| format!("cannot read {}", out.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} has no address and public_key", out.display()))
+}
+
 /// The node's config file for this testnet. Only fields the node's `Config` knows (it rejects
 /// unknown ones); everything else keeps the node's defaults.
 pub fn write_config(state: &State, node: &NodeState) -> anyhow::Result<PathBuf> {

@@ -8,5 +8,6 @@ mod e2e;
 mod explorer_browser;
 mod http_limits;
 mod multihost;
+mod netns;
 mod rogue;
 mod store_replay;

@@ -8,93 +8,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::netns::Hosts;
 
 const NODES: usize = 4;
 const P2P_PORT: u16 = 30333;
 const API_PORT: u16 = 8700;
-
-/// Network namespaces, veth pairs and a bridge; removed on drop, also when the test fails.
-struct Hosts {
-    names: Vec<String>,
-    bridge: String,
-    subnet: String,
-    children: Vec<Child>,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Hosts {
-    fn create() -> Result<Hosts, String> {
-        let tag = std::process::id() % 100_000;
-        let subnet = format!("10.{}.{}", 100 + (tag % 100), tag % 250);
-        let mut hosts = Hosts {
-            names: Vec::new(),
-            bridge: format!("lbr{tag}"),
-            subnet,
-            children: Vec::new(),
-        };
-        ip(&["link", "add", &hosts.bridge, "type", "bridge"])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}.254/24", hosts.subnet),
-            "dev",
-            &hosts.bridge,
-        ])?;
-        ip(&["link", "set", &hosts.bridge, "up"])?;
-        for i in 0..NODES {
-            let ns = format!("lns{tag}x{i}");
-            ip(&["netns", "add", &ns])?;
-            hosts.names.push(ns.clone());
-            let outer = format!("lvo{tag}x{i}");
-            let inner = format!("lvi{tag}x{i}");
-            ip(&[
-                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-            ])?;
-            ip(&["link", "set", &inner, "netns", &ns])?;
-            ip(&["link", "set", &outer, "master", &hosts.bridge])?;
-            ip(&["link", "set", &outer, "up"])?;
-            let addr = format!("{}/24", hosts.addr(i));
-            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner])?;
-            ip(&["-n", &ns, "link", "set", &inner, "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(hosts)
-    }
-
-    fn addr(&self, i: usize) -> String {
-        format!("{}.{}", self.subnet, i + 1)
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.names {
-            let _ = ip(&["netns", "del", ns]);
-        }
-        let _ = ip(&["link", "del", &self.bridge]);
-    }
-}
 
 fn http_get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
@@ -124,7 +45,7 @@ fn genesis_path() -> PathBuf {
 
 #[test]
 fn n4_validators_in_separate_network_namespaces_discover_each_other_and_finalize() {
-    let hosts = match Hosts::create() {
+    let hosts = match Hosts::create(NODES) {
         Ok(h) => h,
         Err(e) => {
             eprintln!(

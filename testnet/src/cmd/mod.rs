@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod down;
+pub mod init;
 pub mod isolate;
 pub mod join;
 pub mod kill;

@@ -1,7 +1,7 @@
 //! `testnet status`: per node height, head, peers, lag and liveness, and whether all nodes hold the
 //! same block at the highest height they all have (a fork check, not only a height check).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::POLL_TIMEOUT;
 use crate::client::NodeClient;
+use crate::manifest::Manifest;
 use crate::output::{short, table};
 use crate::state::State;
 
@@ -27,6 +28,72 @@ pub struct StatusArgs {
     /// Refresh interval for --watch.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub interval_ms: u64,
+    /// Ask the nodes of a `testnet init` bundle (its manifest.json or folder) instead of this
+    /// machine's testnet: nodes on other hosts, in Compose or in Kubernetes.
+    #[arg(long, conflicts_with = "url")]
+    pub manifest: Option<PathBuf>,
+    /// Ask these node API URLs (repeat or comma-separate) instead of this machine's testnet.
+    #[arg(long, value_delimiter = ',')]
+    pub url: Vec<String>,
+}
+
+/// A node to ask: from this machine's testnet (its process is known) or from elsewhere.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub index: usize,
+    pub role: String,
+    pub api_url: String,
+    /// Whether the process runs and its pid, for a node this machine runs; None for a remote one.
+    pub process: Option<(bool, Option<u32>)>,
+}
+
+/// The chain id and nodes `status` asks, from `--manifest`, `--url` or the local testnet.
+fn probes(dir: &Path, args: &StatusArgs) -> anyhow::Result<(String, Vec<Probe>)> {
+    if let Some(path) = &args.manifest {
+        let m = Manifest::load(path)?;
+        let probes = m
+            .nodes
+            .iter()
+            .map(|n| Probe {
+                index: n.index,
+                role: n.role.to_string(),
+                api_url: n.api_url(),
+                process: None,
+            })
+            .collect();
+        return Ok((m.chain_id, probes));
+    }
+    if !args.url.is_empty() {
+        let probes = args
+            .url
+            .iter()
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+            .enumerate()
+            .map(|(index, u)| Probe {
+                index,
+                role: "-".into(),
+                api_url: u.to_string(),
+                process: None,
+            })
+            .collect();
+        return Ok(("-".into(), probes));
+    }
+    let state = State::load(dir)?;
+    let probes = state
+        .nodes
+        .iter()
+        .map(|n| {
+            let alive = n.is_running();
+            Probe {
+                index: n.index,
+                role: n.role.to_string(),
+                api_url: n.api_url(),
+                process: Some((alive, n.pid.filter(|_| alive))),
+            }
+        })
+        .collect();
+    Ok((state.chain_id.clone(), probes))
 }
 
 /// One node as `status` sees it.
@@ -34,8 +101,10 @@ pub struct StatusArgs {
 pub struct NodeReport {
     pub index: usize,
     pub role: String,
-    /// The process runs (pid and start time match).
+    /// The process runs (pid and start time match); for a remote node, that it answered.
     pub alive: bool,
+    /// Not a process of this machine's testnet (`--manifest`, `--url`).
+    pub remote: bool,
     pub pid: Option<u32>,
     pub api_url: String,
     pub height: Option<u64>,
@@ -65,16 +134,16 @@ pub struct Report {
 }
 
 pub fn run(dir: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let state = State::load(dir)?;
     if !args.watch {
-        let report = gather(&state);
+        let (chain_id, probes) = probes(dir, &args)?;
+        let report = gather(chain_id, &probes);
         print(&report, args.json)?;
         return Ok(exit_code(&report));
     }
     loop {
         // Re-read the state: nodes may have been restarted (new pids) or joined meanwhile.
-        let state = State::load(dir)?;
-        let report = gather(&state);
+        let (chain_id, probes) = probes(dir, &args)?;
+        let report = gather(chain_id, &probes);
         if !args.json {
             // Clear the screen and go home, like `top`.
             crate::out!("\x1b[2J\x1b[H");
@@ -98,20 +167,21 @@ fn exit_code(report: &Report) -> ExitCode {
 }
 
 /// Asks every node, in parallel, with short timeouts (a dead node costs at most one timeout).
-pub fn gather(state: &State) -> Report {
+pub fn gather(chain_id: String, probes: &[Probe]) -> Report {
     let mut nodes: Vec<NodeReport> = std::thread::scope(|s| {
-        let hs: Vec<_> = state
-            .nodes
+        let hs: Vec<_> = probes
             .iter()
             .map(|n| {
                 s.spawn(move || {
-                    let alive = n.is_running();
+                    // A remote node is alive when it answers.
+                    let (alive, pid) = n.process.unwrap_or((true, None));
                     let mut r = NodeReport {
                         index: n.index,
-                        role: n.role.to_string(),
+                        role: n.role.clone(),
                         alive,
-                        pid: n.pid.filter(|_| alive),
-                        api_url: n.api_url(),
+                        remote: n.process.is_none(),
+                        pid,
+                        api_url: n.api_url.clone(),
                         height: None,
                         head_hash: None,
                         state_root: None,
@@ -122,7 +192,7 @@ pub fn gather(state: &State) -> Report {
                         hash_at_common: None,
                         error: None,
                     };
-                    match NodeClient::new(&n.api_url(), POLL_TIMEOUT).status() {
+                    match NodeClient::new(&n.api_url, POLL_TIMEOUT).status() {
                         Ok(st) => {
                             r.height = Some(st.height.0);
                             r.head_hash = Some(st.head_hash.to_string());
@@ -136,7 +206,10 @@ pub fn gather(state: &State) -> Report {
                                 e.to_string()
                             } else {
                                 "not running".into()
-                            })
+                            });
+                            if r.remote {
+                                r.alive = false;
+                            }
                         }
                     }
                     r
@@ -187,7 +260,7 @@ pub fn gather(state: &State) -> Report {
         }
     }
     Report {
-        chain_id: state.chain_id.clone(),
+        chain_id,
         nodes,
         max_height,
         common_height,
@@ -208,10 +281,11 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
             vec![
                 n.index.to_string(),
                 n.role.clone(),
-                if n.alive {
-                    "alive".into()
-                } else {
-                    "dead".into()
+                match (n.remote, n.alive) {
+                    (true, true) => "remote".into(),
+                    (true, false) => "no answer".into(),
+                    (false, true) => "alive".into(),
+                    (false, false) => "dead".into(),
                 },
                 opt(n.height.map(|h| h.to_string())),
                 opt(n.head_hash.as_ref().map(short)),

@@ -10,6 +10,7 @@
 mod api_contract;
 mod chaos;
 mod cli_ux;
+mod deploy;
 mod harness;
 mod python_client;
 

@@ -59,6 +59,10 @@ pub struct LoadArgs {
     /// `--url http://127.0.0.1:8700`.
     #[arg(long, value_delimiter = ',')]
     pub url: Vec<String>,
+    /// Load the nodes of a `testnet init` bundle (its manifest.json or folder), selected by
+    /// `--nodes`: nodes on other hosts, in Compose or in Kubernetes.
+    #[arg(long, conflicts_with = "url")]
+    pub manifest: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t = Mode::Transfers)]
     pub mode: Mode,
     /// Sender threads (transfers) or keep-alive connections (reads), so at most this many requests
@@ -111,7 +115,21 @@ pub fn run(dir: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--url` wins; else the testnet's running nodes selected by `--nodes`.
+/// `--nodes`: `all`, or comma-separated indices.
+fn wanted_nodes(spec: &str, all: &[usize]) -> anyhow::Result<Vec<usize>> {
+    if spec.trim() == "all" {
+        return Ok(all.to_vec());
+    }
+    spec.split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .with_context(|| format!("--nodes: `{s}` is not a node index"))
+        })
+        .collect()
+}
+
+/// `--url` wins, then `--manifest`; else the testnet's running nodes selected by `--nodes`.
 fn targets(dir: &Path, args: &LoadArgs) -> anyhow::Result<Vec<Target>> {
     if !args.url.is_empty() {
         // A URL of this testnet's node gets its process (for its memory); any other is just a URL.
@@ -137,19 +155,29 @@ fn targets(dir: &Path, args: &LoadArgs) -> anyhow::Result<Vec<Target>> {
         }
         return Ok(targets);
     }
-    let state = State::load(dir).context("pass --url to load a node outside a testnet")?;
-    let wanted: Vec<usize> = if args.nodes.trim() == "all" {
-        state.nodes.iter().map(|n| n.index).collect()
-    } else {
-        args.nodes
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse::<usize>()
-                    .with_context(|| format!("--nodes: `{s}` is not a node index"))
+    if let Some(path) = &args.manifest {
+        let m = crate::manifest::Manifest::load(path)?;
+        let all: Vec<usize> = m.nodes.iter().map(|n| n.index).collect();
+        return wanted_nodes(&args.nodes, &all)?
+            .into_iter()
+            .map(|i| {
+                let n = m
+                    .nodes
+                    .iter()
+                    .find(|n| n.index == i)
+                    .with_context(|| format!("--nodes: the manifest has no node {i}"))?;
+                Ok(Target {
+                    label: n.name.clone(),
+                    url: n.api_url(),
+                    pid: None,
+                })
             })
-            .collect::<anyhow::Result<_>>()?
-    };
+            .collect();
+    }
+    let state = State::load(dir)
+        .context("pass --url or --manifest to load nodes outside this machine's testnet")?;
+    let all: Vec<usize> = state.nodes.iter().map(|n| n.index).collect();
+    let wanted = wanted_nodes(&args.nodes, &all)?;
     let mut out = Vec::new();
     for i in wanted {
         let n = state.node(i)?;
