@@ -9,7 +9,8 @@
 #   4. `testnet init --compose` for 4 validators on loopback ports (every container on the host's
 #      network), `docker-compose up`; transfers final on every node;
 #   5. one container killed: the chain goes on; the container started again: it catches up;
-#   6. everything torn down.
+#   6. `testnet chaos --manifest` (kills and restarts through docker-compose) keeps every invariant;
+#   7. everything torn down.
 #
 # Prints one JSON line of figures at the end. Exits 77 (skipped) when Docker cannot run here.
 # Env: TESTNET_BIN, LEDGER_NODE_BIN (default: next to each other in ~/.cache/ledger-target/release),
@@ -171,7 +172,19 @@ wait_for "node-3 caught up and every node agreeing" \
   "s['agree'] is True and all(n.get('lag') == 0 or (n.get('lag') or 99) <= 2 for n in s['nodes'])" 90
 FINAL=$(status)
 
-python3 - "$IMAGE_MB" "$BUILD_S" "$FIRST_FINAL_S" "$AT_KILL" "$AFTER_KILL" "$FINAL" <<'EOF'
+log "testnet chaos --manifest: kills and restarts through docker-compose, then the invariants"
+CHAOS=$("$TESTNET_BIN" chaos --manifest "$BUNDLE" --seed 7 --duration 20 --kinds kill,restart-all \
+  --kill-cmd "cd '$BUNDLE' && docker-compose kill {name}" \
+  --start-cmd "cd '$BUNDLE' && docker-compose start {name}" --json | tail -1) \
+  || { echo "chaos --manifest failed: $CHAOS" >&2; exit 1; }
+CHAOS_SUMMARY=$(python3 -c "
+import json, sys
+r = json.loads(sys.argv[1])
+assert r['violations'] == 0 and r['nemesis_errors'] == 0, r
+assert r['faults'].get('kill', 0) + r['faults'].get('restart_all', 0) > 0, r
+print(json.dumps({k: r.get(k) for k in ('seed', 'episodes', 'faults', 'transfers_final', 'violations', 'nemesis_errors')}))" "$CHAOS")
+
+python3 - "$IMAGE_MB" "$BUILD_S" "$FIRST_FINAL_S" "$AT_KILL" "$AFTER_KILL" "$FINAL" "$CHAOS_SUMMARY" <<'EOF'
 import json, sys
 after, final = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 print(json.dumps({
@@ -183,5 +196,6 @@ print(json.dumps({
     "agree_after_kill": after["agree"],
     "heights_after_restart": [n.get("height") for n in final["nodes"]],
     "agree_after_restart": final["agree"],
+    "chaos": json.loads(sys.argv[7]),
 }))
 EOF

@@ -83,10 +83,17 @@ pub fn locate_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Writes the dev validator key `i` (DEV ONLY: `Keypair::dev("validator", i)`, derivable by anyone)
 /// with the node's own `dev-key` command, so the file format stays the node's business.
 pub fn write_dev_key(bin: &Path, validator: u32, out: &Path) -> anyhow::Result<()> {
+    write_key_file(
+        bin,
+        &["dev-key", "--validator", &validator.to_string()],
+        out,
+    )
+}
+
+/// Runs `ledger-node <args> --out <out>` (a key-writing command) and checks it wrote the file.
+fn write_key_file(bin: &Path, args: &[&str], out: &Path) -> anyhow::Result<()> {
     let output = Command::new(bin)
-        .arg("dev-key")
-        .arg("--validator")
-        .arg(validator.to_string())
+        .args(args)
         .arg("--out")
         .arg(out)
         .stdin(Stdio::null())
@@ -95,8 +102,9 @@ pub fn write_dev_key(bin: &Path, validator: u32, out: &Path) -> anyhow::Result<(
         .with_context(|| format!("cannot run {}", bin.display()))?;
     if !output.status.success() {
         bail!(
-            "`{} dev-key --validator {validator} --out {}` failed ({}): {}",
+            "`{} {} --out {}` failed ({}): {}",
             bin.display(),
+            args.join(" "),
             out.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
@@ -104,8 +112,9 @@ pub fn write_dev_key(bin: &Path, validator: u32, out: &Path) -> anyhow::Result<(
     }
     if !out.is_file() {
         bail!(
-            "`{} dev-key` succeeded but wrote no {}",
+            "`{} {}` succeeded but wrote no {}",
             bin.display(),
+            args.join(" "),
             out.display()
         );
     }
@@ -125,25 +134,7 @@ pub struct KeyInfo {
 pub fn write_key(bin: &Path, dev: Option<u32>, out: &Path) -> anyhow::Result<KeyInfo> {
     match dev {
         Some(i) => write_dev_key(bin, i, out)?,
-        None => {
-            let output = Command::new(bin)
-                .arg("keygen")
-                .arg("--out")
-                .arg(out)
-                .stdin(Stdio::null())
-                .env_clear_ledger()
-                .output()
-                .with_context(|| format!("cannot run {}", bin.display()))?;
-            if !output.status.success() {
-                bail!(
-                    "`{} keygen --out {}` failed ({}): {}",
-                    bin.display(),
-                    out.display(),
-                    output.status,
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-            }
-        }
+        None => write_key_file(bin, &["keygen"], out)?,
     }
     let text =
         std::fs::read_to_string(out).with_context(|| format!("cannot read {}", out.display()))?;

@@ -18,12 +18,13 @@
 //! violated, [`EXIT_VIOLATION`] when one was, 1 when the run itself could not be done.
 
 pub mod checks;
+mod remote;
 pub mod replay;
 pub mod schedule;
 mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ use ledger_core::{Address, CommitCertificate, Hash, Keypair};
 use serde::Serialize;
 
 use self::checks::{BlockId, FinalView, HeightMonitor, Invariant, ServedAccounts, Violation};
+use self::remote::Remote;
 use self::schedule::{Episode, Fault, Kind, Plan, Timing};
 use self::traffic::{Traffic, TrafficConfig, TrafficReport};
 use super::isolate::{Action, control_node};
@@ -48,6 +50,7 @@ use super::{
     POLL_TIMEOUT, STOP_GRACE, install_interrupt_handler, interrupts, stop_nodes, wait_for_api,
 };
 use crate::client::NodeClient;
+use crate::manifest::Manifest;
 use crate::output::Progress;
 use crate::state::{State, StateLock};
 
@@ -110,6 +113,17 @@ pub struct ChaosArgs {
     /// One JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Disturb the nodes of a `testnet init` bundle (its manifest.json or folder) instead of this
+    /// machine's testnet, through --kill-cmd and --start-cmd; kinds kill and restart-all only.
+    #[arg(long, requires_all = ["kill_cmd", "start_cmd"])]
+    pub manifest: Option<PathBuf>,
+    /// With --manifest: the shell command that kills node `{i}` (named `{name}`), e.g.
+    /// 'cd mynet && docker compose kill {name}'.
+    #[arg(long, requires = "manifest")]
+    pub kill_cmd: Option<String>,
+    /// With --manifest: the shell command that starts node `{i}` (named `{name}`) again.
+    #[arg(long, requires = "manifest")]
+    pub start_cmd: Option<String>,
 }
 
 impl ChaosArgs {
@@ -151,6 +165,12 @@ impl ChaosArgs {
                 self.min_hold_ms, self.max_hold_ms, self.min_gap_ms, self.max_gap_ms
             ));
         }
+        if let (Some(m), Some(k), Some(st)) = (&self.manifest, &self.kill_cmd, &self.start_cmd) {
+            s.push_str(&format!(
+                " --manifest {} --kill-cmd {k:?} --start-cmd {st:?}",
+                m.display()
+            ));
+        }
         s
     }
 
@@ -170,6 +190,9 @@ impl ChaosArgs {
             fee: 1,
             plan_only: false,
             json: false,
+            manifest: None,
+            kill_cmd: None,
+            start_cmd: None,
         }
     }
 }
@@ -179,8 +202,29 @@ pub fn run(dir: &Path, args: ChaosArgs) -> anyhow::Result<ExitCode> {
         Some(s) => s,
         None => getrandom::u64().context("cannot draw a random seed; pass --seed")?,
     };
-    let state = State::load(dir)?;
-    let validators: Vec<usize> = state.validators().map(|n| n.index).collect();
+    let target = match &args.manifest {
+        Some(path) => {
+            let manifest = Manifest::load(path)?;
+            // `testnet init` writes the genesis beside the manifest.
+            let genesis = if path.is_dir() {
+                path.join("genesis.json")
+            } else {
+                path.with_file_name("genesis.json")
+            };
+            let remote = Remote::new(
+                manifest,
+                &args.kinds,
+                args.kill_cmd.clone(),
+                args.start_cmd.clone(),
+            )?;
+            Target::Remote { remote, genesis }
+        }
+        None => Target::Local {
+            dir,
+            state: State::load(dir)?,
+        },
+    };
+    let validators = target.validators();
     let plan = schedule::plan(seed, &validators, &args.kinds, args.steps(), args.timing())?;
     if args.plan_only {
         if args.json {
@@ -197,15 +241,7 @@ pub fn run(dir: &Path, args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for n in &state.nodes {
-        if !n.is_running() {
-            bail!(
-                "node {} is not running; chaos starts from a whole testnet (`testnet restart {}`)",
-                n.index,
-                n.index
-            );
-        }
-    }
+    target.check_whole()?;
     install_interrupt_handler()?;
     crate::errln!(
         "chaos: seed {seed} (replay: {}), {} validators, f = {}",
@@ -213,9 +249,10 @@ pub fn run(dir: &Path, args: ChaosArgs) -> anyhow::Result<ExitCode> {
         validators.len(),
         plan.f
     );
-    let genesis = read_genesis(&state)?;
-    let mut run = Run::new(dir, &args, &state, seed);
-    let report = run.go(&state, &genesis, &plan)?;
+    let genesis_path = target.genesis_path();
+    let genesis = read_genesis(&genesis_path)?;
+    let mut run = Run::new(target, &args, seed);
+    let report = run.go(&genesis_path, &genesis, &plan)?;
     print_report(&report, args.json)?;
     Ok(if report.violations == 0 {
         ExitCode::SUCCESS
@@ -224,14 +261,77 @@ pub fn run(dir: &Path, args: ChaosArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn read_genesis(state: &State) -> anyhow::Result<Genesis> {
-    let text = std::fs::read_to_string(&state.genesis)
-        .with_context(|| format!("cannot read {}", state.genesis.display()))?;
-    Genesis::from_json(&text)
-        .with_context(|| format!("{} is not a valid genesis", state.genesis.display()))
+fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Genesis::from_json(&text).with_context(|| format!("{} is not a valid genesis", path.display()))
 }
 
-/// For people: what an episode does.
+/// The nodes the nemesis disturbs: this machine's testnet (processes it signals and restarts,
+/// a control endpoint it isolates through), or remote ones (commands the user gave).
+enum Target<'a> {
+    Local { dir: &'a Path, state: State },
+    Remote { remote: Remote, genesis: PathBuf },
+}
+
+impl Target<'_> {
+    fn validators(&self) -> Vec<usize> {
+        match self {
+            Target::Local { state, .. } => state.validators().map(|n| n.index).collect(),
+            Target::Remote { remote, .. } => {
+                remote.manifest.validators().map(|n| n.index).collect()
+            }
+        }
+    }
+
+    /// (index, API URL) of every node.
+    fn nodes(&self) -> Vec<(usize, String)> {
+        match self {
+            Target::Local { state, .. } => {
+                state.nodes.iter().map(|n| (n.index, n.api_url())).collect()
+            }
+            Target::Remote { remote, .. } => remote
+                .manifest
+                .nodes
+                .iter()
+                .map(|n| (n.index, n.api_url()))
+                .collect(),
+        }
+    }
+
+    fn genesis_path(&self) -> PathBuf {
+        match self {
+            Target::Local { state, .. } => state.genesis.clone(),
+            Target::Remote { genesis, .. } => genesis.clone(),
+        }
+    }
+
+    /// Chaos starts from a whole network: every process runs (local), every node answers (remote).
+    fn check_whole(&self) -> anyhow::Result<()> {
+        match self {
+            Target::Local { state, .. } => {
+                for n in &state.nodes {
+                    if !n.is_running() {
+                        bail!(
+                            "node {} is not running; chaos starts from a whole testnet (`testnet restart {}`)",
+                            n.index,
+                            n.index
+                        );
+                    }
+                }
+            }
+            Target::Remote { .. } => {
+                for (i, url) in self.nodes() {
+                    NodeClient::new(&url, POLL_TIMEOUT).status().with_context(|| {
+                        format!("node {i} ({url}) does not answer; chaos starts from a whole network")
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn describe(e: &Episode) -> String {
     match e {
         Episode::Partial { faults, hold_ms } => {
@@ -268,7 +368,7 @@ enum Stop {
 }
 
 struct Run<'a> {
-    dir: &'a Path,
+    target: Target<'a>,
     args: &'a ChaosArgs,
     seed: u64,
     /// (index, client) of every node.
@@ -286,16 +386,17 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(dir: &'a Path, args: &'a ChaosArgs, state: &State, seed: u64) -> Run<'a> {
+    fn new(target: Target<'a>, args: &'a ChaosArgs, seed: u64) -> Run<'a> {
+        let clients = target
+            .nodes()
+            .into_iter()
+            .map(|(i, url)| (i, NodeClient::new(&url, POLL_TIMEOUT)))
+            .collect();
         Run {
-            dir,
+            target,
             args,
             seed,
-            clients: state
-                .nodes
-                .iter()
-                .map(|n| (n.index, NodeClient::new(&n.api_url(), POLL_TIMEOUT)))
-                .collect(),
+            clients,
             t0: Instant::now(),
             monitor: Arc::new(Mutex::new(HeightMonitor::default())),
             violations: Vec::new(),
@@ -388,20 +489,109 @@ impl<'a> Run<'a> {
             .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     }
 
-    /// Restarts node `i` through the `testnet restart` path and waits for its API.
+    /// Restarts node `i` (locally through the `testnet restart` path) and waits for its API.
     fn restart(&mut self, i: usize) -> anyhow::Result<()> {
-        let r = restart_node(self.dir, i)?;
-        self.children.push(r.child);
-        self.count("restart");
         let deadline = Instant::now() + Duration::from_secs(self.args.liveness_secs);
-        wait_for_api(&r.node, deadline)?;
+        match &self.target {
+            Target::Local { dir, .. } => {
+                let r = restart_node(dir, i)?;
+                self.children.push(r.child);
+                self.count("restart");
+                wait_for_api(&r.node, deadline)?;
+            }
+            Target::Remote { remote, .. } => {
+                remote.start(i)?;
+                self.count("restart");
+                self.wait_answers(i, deadline)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Waits until node `i` answers its status (a remote node: no process to watch).
+    fn wait_answers(&self, i: usize, deadline: Instant) -> anyhow::Result<()> {
+        let client = self
+            .clients
+            .iter()
+            .find(|c| c.0 == i)
+            .map(|c| &c.1)
+            .with_context(|| format!("no node {i}"))?;
+        while client.status().is_err() {
+            if interrupts() > 0 {
+                bail!("interrupted");
+            }
+            if Instant::now() >= deadline {
+                bail!("node {i} did not answer in time after it was started");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Starts every node in `all` (all were stopped), then waits for every API.
+    fn start_all(&mut self, all: &[usize]) {
+        let deadline = Instant::now() + Duration::from_secs(self.args.liveness_secs);
+        match &self.target {
+            Target::Local { dir, .. } => {
+                let dir = *dir;
+                for &n in all {
+                    match restart_node(dir, n) {
+                        Ok(r) => {
+                            self.children.push(r.child);
+                            self.count("restart");
+                        }
+                        Err(e) => self.nemesis_error(e),
+                    }
+                }
+                if let Ok(state) = State::load(dir) {
+                    for n in &state.nodes {
+                        if let Err(e) = wait_for_api(n, deadline) {
+                            self.nemesis_error(e);
+                        }
+                    }
+                }
+            }
+            Target::Remote { remote, .. } => {
+                let started: Vec<anyhow::Result<()>> =
+                    all.iter().map(|&n| remote.start(n)).collect();
+                for r in started {
+                    match r {
+                        Ok(()) => self.count("restart"),
+                        Err(e) => self.nemesis_error(e),
+                    }
+                }
+                for &n in all {
+                    if let Err(e) = self.wait_answers(n, deadline) {
+                        self.nemesis_error(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn kill(&self, i: usize) -> anyhow::Result<()> {
+        match &self.target {
+            Target::Local { dir, .. } => kill_node(dir, i).map(drop),
+            Target::Remote { remote, .. } => remote.kill(i),
+        }
+    }
+
+    /// Isolates or heals node `i`; the schedule makes these for local testnets only.
+    fn control(&self, i: usize, action: Action) -> anyhow::Result<()> {
+        match &self.target {
+            Target::Local { dir, .. } => control_node(dir, i, action),
+            Target::Remote { .. } => bail!("isolate and heal are local only"),
+        }
     }
 
     /// Nodes that died although the nemesis did not kill them: a violation, then restarted so the
     /// run can go on.
+    /// Remote nodes have no process to look at: their liveness is checked through heights.
     fn check_alive(&mut self, expected_down: &BTreeSet<usize>) {
-        let Ok(state) = State::load(self.dir) else {
+        let Target::Local { dir, .. } = &self.target else {
+            return;
+        };
+        let Ok(state) = State::load(dir) else {
             return;
         };
         for n in &state.nodes {
@@ -472,10 +662,8 @@ impl<'a> Run<'a> {
                 let mut done = Vec::new();
                 for &(n, f) in faults {
                     let r = match f {
-                        Fault::Kill => kill_node(self.dir, n).map(|_| "kill"),
-                        Fault::Isolate => {
-                            control_node(self.dir, n, Action::Isolate).map(|_| "isolate")
-                        }
+                        Fault::Kill => self.kill(n).map(|()| "kill"),
+                        Fault::Isolate => self.control(n, Action::Isolate).map(|()| "isolate"),
                     };
                     match r {
                         Ok(what) => {
@@ -491,7 +679,7 @@ impl<'a> Run<'a> {
                     let r = match f {
                         Fault::Kill => self.restart(n),
                         Fault::Isolate => {
-                            control_node(self.dir, n, Action::Heal).map(|()| self.count("heal"))
+                            self.control(n, Action::Heal).map(|()| self.count("heal"))
                         }
                     };
                     if let Err(e) = r {
@@ -505,7 +693,7 @@ impl<'a> Run<'a> {
             Episode::CutOff { nodes, hold_ms } => {
                 let mut cut = Vec::new();
                 for &n in nodes {
-                    match control_node(self.dir, n, Action::Isolate) {
+                    match self.control(n, Action::Isolate) {
                         Ok(()) => cut.push(n),
                         Err(e) => self.nemesis_error(e),
                     }
@@ -535,7 +723,7 @@ impl<'a> Run<'a> {
                 }
                 let before_heal = self.max_height();
                 for &n in &cut {
-                    match control_node(self.dir, n, Action::Heal) {
+                    match self.control(n, Action::Heal) {
                         Ok(()) => self.count("heal"),
                         Err(e) => self.nemesis_error(e),
                     }
@@ -548,35 +736,22 @@ impl<'a> Run<'a> {
             Episode::RestartAll { crash, hold_ms } => {
                 let before = self.max_height();
                 let all: Vec<usize> = self.clients.iter().map(|c| c.0).collect();
-                if *crash {
+                // Remote nodes are killed: a graceful stop is the engine's own business.
+                if *crash || matches!(self.target, Target::Remote { .. }) {
                     for &n in &all {
-                        if let Err(e) = kill_node(self.dir, n) {
+                        if let Err(e) = self.kill(n) {
                             self.nemesis_error(e);
                         }
                     }
-                } else if let Err(e) = stop_every_node(self.dir) {
+                } else if let Target::Local { dir, .. } = &self.target
+                    && let Err(e) = stop_every_node(dir)
+                {
                     self.nemesis_error(e);
                 }
                 self.count("restart_all");
                 let hold = self.sleep(Duration::from_millis(*hold_ms));
                 // Started again even when interrupted: never leave the testnet down.
-                for &n in &all {
-                    match restart_node(self.dir, n) {
-                        Ok(r) => {
-                            self.children.push(r.child);
-                            self.count("restart");
-                        }
-                        Err(e) => self.nemesis_error(e),
-                    }
-                }
-                if let Ok(state) = State::load(self.dir) {
-                    let deadline = Instant::now() + Duration::from_secs(self.args.liveness_secs);
-                    for n in &state.nodes {
-                        if let Err(e) = wait_for_api(n, deadline) {
-                            self.nemesis_error(e);
-                        }
-                    }
-                }
+                self.start_all(&all);
                 hold?;
                 self.expect_resume(before, "restarting every node")?;
                 self.wait_in_step(&all)?;
@@ -615,17 +790,34 @@ impl<'a> Run<'a> {
     fn restore(&mut self) {
         // Every episode repairs what it broke: a node down now died on its own.
         self.check_alive(&BTreeSet::new());
-        let Ok(state) = State::load(self.dir) else {
-            return;
-        };
-        for n in &state.nodes {
-            let r = if n.is_running() {
-                control_node(self.dir, n.index, Action::Heal)
-            } else {
-                self.restart(n.index)
-            };
-            if let Err(e) = r {
-                self.nemesis_error(e);
+        match &self.target {
+            Target::Local { dir, .. } => {
+                let Ok(state) = State::load(dir) else {
+                    return;
+                };
+                for n in &state.nodes {
+                    let r = if n.is_running() {
+                        self.control(n.index, Action::Heal)
+                    } else {
+                        self.restart(n.index)
+                    };
+                    if let Err(e) = r {
+                        self.nemesis_error(e);
+                    }
+                }
+            }
+            Target::Remote { .. } => {
+                let silent: Vec<usize> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.status().is_err())
+                    .map(|(i, _)| *i)
+                    .collect();
+                for i in silent {
+                    if let Err(e) = self.restart(i) {
+                        self.nemesis_error(e);
+                    }
+                }
             }
         }
         let target = self.max_height();
@@ -652,14 +844,20 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn go(&mut self, state: &State, genesis: &Genesis, plan: &Plan) -> anyhow::Result<Report> {
-        let c0 = NodeClient::new(&state.nodes[0].api_url(), READ_TIMEOUT);
+    fn go(
+        &mut self,
+        genesis_path: &Path,
+        genesis: &Genesis,
+        plan: &Plan,
+    ) -> anyhow::Result<Report> {
+        let nodes = self.target.nodes();
+        let c0 = NodeClient::new(&nodes[0].1, READ_TIMEOUT);
         let status = c0.status().context("cannot reach node 0")?;
         if status.genesis_hash != genesis.hash() {
             bail!(
                 "node 0 runs genesis {}, {} hashes to {}",
                 status.genesis_hash,
-                state.genesis.display(),
+                genesis_path.display(),
                 genesis.hash()
             );
         }
@@ -670,7 +868,7 @@ impl<'a> Run<'a> {
         recipients.extend((0..FRESH_RECIPIENTS).map(|j| Keypair::dev("chaos", j).address()));
         let traffic = Traffic::start(TrafficConfig {
             chain_id: status.chain_id.clone(),
-            nodes: state.nodes.iter().map(|n| (n.index, n.api_url())).collect(),
+            nodes: nodes.clone(),
             senders: funders
                 .into_iter()
                 .map(|(k, a)| (k, a.next_nonce.0))
@@ -685,8 +883,7 @@ impl<'a> Run<'a> {
         let stop_monitor = Arc::new(AtomicBool::new(false));
         let monitor = {
             let (m, stop) = (self.monitor.clone(), stop_monitor.clone());
-            let nodes: Vec<(usize, String)> =
-                state.nodes.iter().map(|n| (n.index, n.api_url())).collect();
+            let nodes = nodes.clone();
             std::thread::spawn(move || monitor_heights(&nodes, &m, &stop))
         };
 
