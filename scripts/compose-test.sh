@@ -6,8 +6,9 @@
 #   2. the base image made from Debian packages (debootstrap + docker import), cached;
 #   3. the repository's Dockerfile built with `--target prebuilt` (the binaries built on this host,
 #      which runs the same Debian);
-#   4. `testnet init --compose` for 4 validators on loopback ports (every container on the host's
-#      network), `docker-compose up`; transfers final on every node;
+#   4. `testnet init --compose` (run from the image, as the README shows) for 4 validators on
+#      loopback ports (every container on the host's network), `docker-compose up`; transfers
+#      final on every node;
 #   5. one container killed: the chain goes on; the container started again: it catches up;
 #   6. `testnet chaos --manifest` (kills and restarts through docker-compose) keeps every invariant;
 #   7. everything torn down.
@@ -118,9 +119,9 @@ IMAGE_MB=$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{ printf "%
 [ "$(docker image inspect "$IMAGE" --format '{{.Config.User}}')" = "10001:10001" ] \
   || { echo "the image does not run as 10001:10001" >&2; exit 1; }
 
-log "testnet init --compose"
-"$TESTNET_BIN" init -n 4 --compose --out "$BUNDLE" --p2p-port "$P2P_PORT" --api-port "$API_PORT" \
-  --node-bin "$LEDGER_NODE_BIN" >&2
+log "testnet init --compose, run from the image as the README shows"
+docker run --rm --network none -u "$(id -u)" -v "$WORK:/w" -w /w --entrypoint testnet "$IMAGE" \
+  init -n 4 --compose --out bundle --p2p-port "$P2P_PORT" --api-port "$API_PORT" >&2
 export LEDGER_IMAGE="$IMAGE"
 
 status() { "$TESTNET_BIN" status --manifest "$BUNDLE" --json 2>/dev/null | tail -1; }
