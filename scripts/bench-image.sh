@@ -53,6 +53,17 @@ EOF
   docker build --network host -t "$RUST_IMAGE" "$WORK/rust" >"$WORK/rust.log" 2>&1 || { tail -20 "$WORK/rust.log" >&2; exit 1; }
 fi
 
+# This machine's HTTPS goes through a proxy with a CA of its own: the build's `cargo install` and
+# crate downloads trust what the host trusts.
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$WORK/ca"
+  cp /etc/ssl/certs/ca-certificates.crt "$WORK/ca/host-ca-bundle.crt"
+  printf 'FROM %s\nCOPY host-ca-bundle.crt /etc/ssl/host-ca-bundle.crt\nENV CARGO_HTTP_CAINFO=/etc/ssl/host-ca-bundle.crt SSL_CERT_FILE=/etc/ssl/host-ca-bundle.crt\n' \
+    "$RUST_IMAGE" >"$WORK/ca/Dockerfile"
+  docker build -t "$RUST_IMAGE-ca" "$WORK/ca" >"$WORK/ca.log" 2>&1 || { tail -20 "$WORK/ca.log" >&2; exit 1; }
+  RUST_IMAGE="$RUST_IMAGE-ca"
+fi
+
 # A clean copy of the committed tree: what a user builds.
 SRC="$WORK/src"
 git -C "$REPO" archive --format=tar HEAD | (mkdir -p "$SRC" && tar -C "$SRC" -xf -)

@@ -25,17 +25,19 @@ pub enum Command {
     /// Write a testnet to run on other hosts, in Compose or in Kubernetes: one folder per node
     /// (config, genesis, key) and a manifest that status, load and chaos read.
     Init(cmd::init::InitArgs),
-    /// Height, head, peers and lag of every node, and whether they agree on the chain.
+    /// Height, head, peers and lag of every node, and whether they agree on the chain (this
+    /// machine's testnet, or `--manifest` / `--url` for nodes elsewhere).
     Status(cmd::status::StatusArgs),
     /// Stop every node (SIGTERM, then SIGKILL after a timeout). Data stays.
     Down(cmd::down::DownArgs),
     /// Stop every node and delete the testnet folder.
     Reset(cmd::reset::ResetArgs),
-    /// SIGKILL one node (a crash).
+    /// SIGKILL one node (a crash). Local only: on Compose use `docker compose kill`, on
+    /// Kubernetes `kubectl delete pod`.
     Kill(cmd::kill::KillArgs),
-    /// Start one node again with its data (stops it first if it runs).
+    /// Start one node again with its data (stops it first if it runs). Local only.
     Restart(cmd::restart::RestartArgs),
-    /// Cut one node off from its peers (the node's loopback control endpoint).
+    /// Cut one node off from its peers (the node's loopback control endpoint: local only).
     Isolate(cmd::isolate::IsolateArgs),
     /// Reconnect a node cut off by `isolate`.
     Heal(cmd::isolate::IsolateArgs),

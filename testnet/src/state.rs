@@ -154,8 +154,13 @@ impl State {
     /// The state, or an error telling how to create one.
     pub fn load(dir: &Path) -> anyhow::Result<State> {
         State::load_opt(dir)?.with_context(|| {
+            let bundle = if dir.join(crate::manifest::MANIFEST_FILE).is_file() {
+                " (this folder is a `testnet init` bundle: `status`, `load` and `chaos` take                  --manifest; kill, restart, isolate and heal act on this machine's testnet only,                  so use the commands of whatever runs the nodes)"
+            } else {
+                ""
+            };
             format!(
-                "no testnet in {} (no {}); start one with `testnet up` or pass --dir",
+                "no testnet in {} (no {}); start one with `testnet up` or pass --dir{bundle}",
                 dir.display(),
                 STATE_FILE
             )
