@@ -17,6 +17,8 @@ TOOLCHAIN="$(rustc --print sysroot)"
 [ "$(id -u)" -eq 0 ] || { echo "needs root to run dockerd" >&2; exit 1; }
 [ -s "$CACHE/bookworm-minbase.tar" ] || { echo "run scripts/compose-test.sh first (it makes the base image)" >&2; exit 1; }
 
+exec 9>"$CACHE/lock"
+flock -w 3600 9 || { echo "another run holds $CACHE/lock" >&2; exit 1; }
 WORK="$(mktemp -d /tmp/ledger-image.XXXXXX)"
 SOCK="$WORK/docker.sock"
 export DOCKER_HOST="unix://$SOCK" DOCKER_BUILDKIT=0

@@ -42,6 +42,10 @@ for b in "$TESTNET_BIN" "$LEDGER_NODE_BIN" "$WALLET_BIN"; do
   [ -x "$b" ] || { echo "missing $b: build the workspace first" >&2; exit 1; }
 done
 
+mkdir -p "$CACHE"
+# One run at a time: the daemon's data root is shared between runs.
+exec 9>"$CACHE/lock"
+flock -w 1800 9 || { echo "another compose test holds $CACHE/lock" >&2; exit 1; }
 WORK="$(mktemp -d /tmp/ledger-compose.XXXXXX)"
 SOCK="$WORK/docker.sock"
 export DOCKER_HOST="unix://$SOCK"
@@ -120,7 +124,7 @@ IMAGE_MB=$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{ printf "%
   || { echo "the image does not run as 10001:10001" >&2; exit 1; }
 
 log "testnet init --compose, run from the image as the README shows"
-docker run --rm --network none -u "$(id -u)" -v "$WORK:/w" -w /w --entrypoint testnet "$IMAGE" \
+docker run --rm --network none -u "$(id -u):$(id -g)" -v "$WORK:/w" -w /w --entrypoint testnet "$IMAGE" \
   init -n 4 --compose --out bundle --p2p-port "$P2P_PORT" --api-port "$API_PORT" >&2
 export LEDGER_IMAGE="$IMAGE"
 

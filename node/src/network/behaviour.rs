@@ -40,9 +40,6 @@ pub(crate) fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| setup(&e))?
-        // `/dns4/<name>/tcp/<port>` bootnodes: a container or a pod is known by name, not address.
-        .with_dns()
-        .map_err(|e| setup(&e))?
         .with_behaviour(|key| {
             let local = key.public().to_peer_id();
             let gossipsub = gossipsub_behaviour(&genesis_hash)?;

@@ -375,6 +375,8 @@ enum Command {
     },
     SetIsolated(bool),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    /// Addresses a configured `/dns` bootnode resolved to, to dial.
+    DialResolved(Vec<Multiaddr>),
 }
 
 /// A validation's outcome, reported back to the event loop.
@@ -407,6 +409,7 @@ impl std::fmt::Debug for Command {
             Command::Penalise { .. } => "Penalise",
             Command::SetIsolated(_) => "SetIsolated",
             Command::ListenAddrs(_) => "ListenAddrs",
+            Command::DialResolved(_) => "DialResolved",
         })
     }
 }
@@ -521,7 +524,13 @@ pub fn spawn_with_metrics<M: Send + 'static>(
         .as_deref()
         .map(read_peer_book)
         .unwrap_or_default();
-    for addr in config.bootnodes.iter().chain(book.iter()) {
+    // Bootnodes named by DNS are resolved and dialed by the first discovery tick, right away.
+    for addr in config
+        .bootnodes
+        .iter()
+        .filter(|a| !is_dns(a))
+        .chain(book.iter())
+    {
         if let Err(e) = swarm.dial(addr.clone()) {
             tracing::warn!(%addr, %e, "cannot dial bootnode");
         }
@@ -591,6 +600,52 @@ fn topic_label(topic: Topic) -> Vec<(String, String)> {
 }
 
 /// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address without it.
+/// Whether `addr` starts with a DNS name (`/dns`, `/dns4`, `/dns6`).
+fn is_dns(addr: &Multiaddr) -> bool {
+    matches!(
+        addr.iter().next(),
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_))
+    )
+}
+
+/// The addresses a `/dns*/<name>/tcp/<port>/...` address names now, each as `/ip4` or `/ip6`
+/// with the rest kept (`/tcp`, `/p2p`); empty when the name does not resolve (logged) or the
+/// address has no TCP port. Any other address is returned as it is.
+async fn resolve_dns(addr: &Multiaddr) -> Vec<Multiaddr> {
+    let mut parts = addr.iter();
+    let (name, family) = match parts.next() {
+        Some(Protocol::Dns(n)) => (n.to_string(), None),
+        Some(Protocol::Dns4(n)) => (n.to_string(), Some(true)),
+        Some(Protocol::Dns6(n)) => (n.to_string(), Some(false)),
+        _ => return vec![addr.clone()],
+    };
+    let rest: Vec<Protocol<'static>> = parts.map(|p| p.acquire()).collect();
+    let Some(Protocol::Tcp(port)) = rest.first() else {
+        tracing::warn!(%addr, "bootnode names no TCP port");
+        return Vec::new();
+    };
+    match tokio::net::lookup_host((name.as_str(), *port)).await {
+        Ok(found) => found
+            .filter(|sa| family.is_none_or(|v4| sa.is_ipv4() == v4))
+            .map(|sa| {
+                let mut out = Multiaddr::empty();
+                out.push(match sa.ip() {
+                    std::net::IpAddr::V4(ip) => Protocol::Ip4(ip),
+                    std::net::IpAddr::V6(ip) => Protocol::Ip6(ip),
+                });
+                for p in &rest {
+                    out.push(p.clone());
+                }
+                out
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(%addr, %e, "cannot resolve bootnode");
+            Vec::new()
+        }
+    }
+}
+
 fn split_peer_id(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
     let mut addr = addr.clone();
     match addr.pop() {
@@ -804,16 +859,31 @@ impl<M: Send + 'static> EventLoop<M> {
         // Bootstrap fails harmlessly while the routing table is empty.
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
         if self.connected.is_empty() {
-            for addr in self
-                .config
-                .bootnodes
-                .iter()
-                .chain(self.book.iter())
-                .cloned()
-                .collect::<Vec<_>>()
-            {
-                let _ = self.swarm.dial(addr);
+            self.dial_known();
+        }
+    }
+
+    /// Dials the configured bootnodes and the peer book. A bootnode named by DNS is resolved off
+    /// the loop (the system resolver, as any program on the host), each time: a container or pod
+    /// that was recreated has a new address. Only the node's own config is resolved: the
+    /// transport dials no `/dns` address, so a peer cannot make this node look names up.
+    fn dial_known(&mut self) {
+        let mut direct: Vec<Multiaddr> = self.book.clone();
+        for addr in &self.config.bootnodes {
+            if is_dns(addr) {
+                let (addr, commands) = (addr.clone(), self.self_commands.clone());
+                tokio::spawn(async move {
+                    let resolved = resolve_dns(&addr).await;
+                    if !resolved.is_empty() {
+                        let _ = commands.send(Command::DialResolved(resolved)).await;
+                    }
+                });
+            } else {
+                direct.push(addr.clone());
             }
+        }
+        for addr in direct {
+            let _ = self.swarm.dial(addr);
         }
     }
 
@@ -903,17 +973,18 @@ impl<M: Send + 'static> EventLoop<M> {
                         let _ = self.swarm.disconnect_peer_id(p);
                     }
                 } else {
-                    let addrs: Vec<Multiaddr> = self
-                        .config
-                        .bootnodes
-                        .iter()
-                        .chain(self.book.iter())
-                        .cloned()
-                        .collect();
+                    self.dial_known();
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+            Command::DialResolved(addrs) => {
+                if !self.isolated {
                     for addr in addrs {
+                        if let Some((peer, a)) = split_peer_id(&addr) {
+                            self.swarm.behaviour_mut().kad.add_address(&peer, a);
+                        }
                         let _ = self.swarm.dial(addr);
                     }
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }
             Command::ListenAddrs(reply) => {
@@ -2020,6 +2091,50 @@ mod tests {
         .await;
     }
 
+    #[tokio::test]
+    async fn a_dns_bootnode_resolves_to_ip_addresses_keeping_port_and_peer_id() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = format!("/dns4/localhost/tcp/4100/p2p/{peer}")
+            .parse()
+            .expect("valid multiaddr");
+        assert!(is_dns(&addr));
+        let resolved = resolve_dns(&addr).await;
+        let want: Multiaddr = format!("/ip4/127.0.0.1/tcp/4100/p2p/{peer}")
+            .parse()
+            .expect("valid multiaddr");
+        assert_eq!(resolved, vec![want]);
+        let plain: Multiaddr = "/ip4/10.0.0.1/tcp/1".parse().expect("valid multiaddr");
+        assert!(!is_dns(&plain));
+        assert_eq!(resolve_dns(&plain).await, vec![plain]);
+        let unknown: Multiaddr = "/dns4/no-such-host.invalid/tcp/1".parse().expect("valid");
+        assert!(resolve_dns(&unknown).await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_joins_through_a_bootnode_named_by_dns() {
+        let (a, _a_rx) = start(vec![], 0);
+        let a_addr = address_of(&a).await;
+        let port = a_addr
+            .iter()
+            .find_map(|p| match p {
+                Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+            .expect("a listens on TCP");
+        let by_name: Multiaddr = format!("/dns4/localhost/tcp/{port}")
+            .parse()
+            .expect("valid multiaddr");
+        let (b, _b_rx) = start(vec![by_name], 0);
+        let peers = b.peers();
+        wait_for("b to connect to a by name", 15, || {
+            peers
+                .borrow()
+                .iter()
+                .any(|p| p.peer_id == a.local_peer_id().to_string())
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn nodes_that_only_know_a_bootnode_discover_each_other() {
         let (boot, _boot_rx) = start(vec![], 0);
@@ -2082,5 +2197,73 @@ mod tests {
             }
         }
         publish_until_received(&honest, &mut victim_rx, b"still flowing".to_vec()).await;
+    }
+
+    /// Review of `.with_dns()`: the transport now resolves DNS names for every dial, not only the
+    /// configured bootnodes. A peer's identify listen addresses go unfiltered into Kademlia and the
+    /// peer book (persisted to `peers.txt`), and the book is dialed whenever the node has no peer;
+    /// so any peer can make a node resolve and connect to names of its choosing (a name only the
+    /// node can resolve: an internal service, `localhost`), and keep doing so after a restart.
+    /// Before the change a `/dns4/..` address was refused by the transport at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_cannot_make_a_node_resolve_and_dial_names_it_advertises() {
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the probe");
+        let port = probe.local_addr().expect("probe address").port();
+        let config = NetworkConfig {
+            listen_addr: "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+            bootnodes: vec![],
+            max_peers: 16,
+            genesis_hash: Hash::digest(b"test chain"),
+            peer_book: None,
+        };
+        let mut hostile =
+            behaviour::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &config)
+                .expect("swarm");
+        let hostile_id = *hostile.local_peer_id();
+        hostile
+            .listen_on(config.listen_addr.clone())
+            .expect("listen");
+        let addr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = hostile.select_next_some().await {
+                break address.with(Protocol::P2p(hostile_id));
+            }
+        };
+        // What the peer claims to listen on: a name the victim resolves for it.
+        hostile.add_external_address(
+            format!("/dns4/localhost/tcp/{port}")
+                .parse()
+                .expect("valid multiaddr"),
+        );
+        let (honest, _rx) = start(vec![addr], 0);
+        // Drive the hostile swarm until it has identified itself to the victim, then leave.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut sent_at = None;
+        loop {
+            tokio::select! {
+                e = hostile.select_next_some() => {
+                    if let SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Sent { .. })) = e {
+                        sent_at.get_or_insert(tokio::time::Instant::now());
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            if sent_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+                break;
+            }
+        }
+        assert!(
+            sent_at.is_some(),
+            "the hostile peer never identified itself"
+        );
+        drop(hostile);
+        // The victim, now without peers, redials its book every 5 s.
+        let dialed = tokio::time::timeout(Duration::from_secs(15), probe.accept()).await;
+        assert!(
+            dialed.is_err(),
+            "the node resolved `localhost`, a name only a peer advertised, and connected to it"
+        );
+        drop(honest);
     }
 }

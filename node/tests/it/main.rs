@@ -9,5 +9,6 @@ mod explorer_browser;
 mod http_limits;
 mod multihost;
 mod netns;
+mod resolv;
 mod rogue;
 mod store_replay;

@@ -167,8 +167,10 @@ impl ChaosArgs {
         }
         if let (Some(m), Some(k), Some(st)) = (&self.manifest, &self.kill_cmd, &self.start_cmd) {
             s.push_str(&format!(
-                " --manifest {} --kill-cmd {k:?} --start-cmd {st:?}",
-                m.display()
+                " --manifest {} --kill-cmd {} --start-cmd {}",
+                shell_quote(&m.display().to_string()),
+                shell_quote(k),
+                shell_quote(st)
             ));
         }
         s
@@ -254,11 +256,25 @@ pub fn run(dir: &Path, args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let mut run = Run::new(target, &args, seed);
     let report = run.go(&genesis_path, &genesis, &plan)?;
     print_report(&report, args.json)?;
-    Ok(if report.violations == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_VIOLATION)
-    })
+    if report.violations > 0 {
+        return Ok(ExitCode::from(EXIT_VIOLATION));
+    }
+    // Remote faults are the user's commands: a run whose commands failed did not disturb what
+    // it claims to have tested.
+    if args.manifest.is_some() && (report.nemesis_errors > 0 || report.faults_injected == 0) {
+        crate::errln!(
+            "chaos --manifest: {} kill/start commands failed and {} faults were injected; the run proves nothing",
+            report.nemesis_errors,
+            report.faults_injected
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `s` as one word of a POSIX shell: single-quoted, each `'` written `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
@@ -1428,5 +1444,40 @@ mod tests {
         let c = a.replay_command(42);
         assert!(c.contains("--kinds kill,cut-off"), "{c}");
         assert!(c.contains("--max-hold-ms 9000"), "{c}");
+    }
+
+    /// Review: the replay line quotes --kill-cmd and --start-cmd with Rust's `{:?}`, i.e. in
+    /// double quotes, where a shell still expands `$(..)`, `$VAR` and backquotes. Pasted, the
+    /// printed line runs `$(cat pids/{i})` at once, in the wrong place, and replays another
+    /// command; a manifest path with a space splits in two.
+    #[test]
+    fn the_replay_command_gives_a_shell_the_same_commands() {
+        let mut a = ChaosArgs::defaults();
+        a.kinds = vec![Kind::Kill];
+        a.manifest = Some(PathBuf::from("my net"));
+        a.kill_cmd = Some("kill $(cat /nonexistent/pids/{i})".into());
+        a.start_cmd = Some("echo `id -u` {name}".into());
+        let line = a.replay_command(7);
+        let args = line.strip_prefix("testnet ").expect("a testnet command");
+        // What a shell hands the binary, one argument a line.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\n' {args}"))
+            .stderr(std::process::Stdio::null())
+            .output()
+            .expect("sh");
+        let words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let after = |flag: &str| {
+            words
+                .iter()
+                .position(|w| w == flag)
+                .and_then(|i| words.get(i + 1).cloned())
+        };
+        assert_eq!(after("--manifest").as_deref(), Some("my net"), "{line}");
+        assert_eq!(after("--kill-cmd"), a.kill_cmd, "{line}");
+        assert_eq!(after("--start-cmd"), a.start_cmd, "{line}");
     }
 }

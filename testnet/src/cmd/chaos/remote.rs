@@ -76,36 +76,65 @@ impl Remote {
             .find(|n| n.index == index)
             .with_context(|| format!("the manifest has no node {index}"))?;
         let cmd = expand(template, index, &node.name);
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(&cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group: a timeout kills what the shell started too.
+            command.process_group(0);
+        }
+        let mut child = command
             .spawn()
             .with_context(|| format!("cannot run `{cmd}`"))?;
+        // Read stderr while it runs (a full pipe would block it), keeping the last part for the
+        // error message.
+        let stderr = child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = std::io::Read::read(&mut e, &mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let excess = buf.len().saturating_sub(STDERR_KEPT);
+                    buf.drain(..excess);
+                }
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        });
         let deadline = Instant::now() + HOOK_TIMEOUT;
         let status = loop {
             if let Some(s) = child.try_wait().context("cannot wait for the command")? {
                 break s;
             }
             if Instant::now() >= deadline {
-                let _ = child.kill();
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 let _ = child.wait();
                 bail!("`{cmd}` took more than {} s", HOOK_TIMEOUT.as_secs());
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        let err = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
         if !status.success() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
             bail!("`{cmd}` failed ({status}): {}", err.trim());
         }
         Ok(())
     }
 }
+
+/// The end of a command's error output kept for its error message.
+const STDERR_KEPT: usize = 4096;
 
 /// The command for one node: `{i}` and `{name}` replaced.
 fn expand(template: &str, index: usize, name: &str) -> String {
@@ -183,5 +212,28 @@ mod tests {
         let e = r.start(0).expect_err("start fails");
         assert!(e.to_string().contains("no such engine"), "{e}");
         assert!(r.kill(9).is_err(), "no node 9");
+    }
+
+    /// Review: the command's stderr is a pipe nobody reads before the command exits. A command
+    /// that writes more than the pipe holds (64 KiB: a verbose `docker compose`, `ssh -v`, a
+    /// `kubectl` warning flood) blocks on it, is taken for hung after 120 s and reported failed
+    /// although it had done its work.
+    #[test]
+    fn a_command_writing_much_to_stderr_is_not_taken_for_hung() {
+        let r = Remote::new(
+            manifest(),
+            &[Kind::Kill],
+            Some("head -c 200000 /dev/zero | tr '\\0' x >&2".into()),
+            Some("true".into()),
+        )
+        .expect("remote");
+        let t = Instant::now();
+        let k = r.kill(0);
+        assert!(
+            k.is_ok() && t.elapsed() < Duration::from_secs(10),
+            "{:?} after {:?}",
+            k.map_err(|e| e.to_string().chars().take(200).collect::<String>()),
+            t.elapsed()
+        );
     }
 }

@@ -30,6 +30,46 @@ pub fn host_network(m: &Manifest) -> bool {
     })
 }
 
+/// Compose runs either every node on the host's network (loopback hosts) or each on a bridge
+/// network under its own DNS name: IP hosts or a name given twice would give containers
+/// addresses they do not have, or one alias to two services.
+pub fn check_hosts(nodes: &[ManifestNode]) -> anyhow::Result<()> {
+    let loopback = |h: &str| {
+        h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    };
+    if nodes.iter().all(|n| loopback(&n.host)) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for n in nodes {
+        if n.host.parse::<std::net::IpAddr>().is_ok() {
+            anyhow::bail!(
+                "--compose: host `{}` is an IP address, which no container on the bridge network has; \
+                 give loopback hosts (the default) or one DNS name per node (--host-pattern 'node-{{i}}')",
+                n.host
+            );
+        }
+        if names.contains(&n.host.as_str()) {
+            anyhow::bail!(
+                "--compose: host `{}` is named twice; on the bridge network each node is its own service",
+                n.host
+            );
+        }
+        names.push(&n.host);
+    }
+    Ok(())
+}
+
+/// Where a node's health check asks: the loopback address it listens on, else 127.0.0.1 (it
+/// listens on every interface).
+fn health_host(n: &ManifestNode) -> String {
+    match n.host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => n.host.clone(),
+        _ => "127.0.0.1".into(),
+    }
+}
+
 /// Writes compose.yaml, .env and monitoring/ into the bundle folder `dir`.
 pub fn write(m: &Manifest, dir: &Path, owner: (u32, u32)) -> anyhow::Result<()> {
     std::fs::write(dir.join("compose.yaml"), compose_yaml(m))
@@ -99,15 +139,15 @@ fn compose_yaml(m: &Manifest) -> String {
         y.push_str("    environment:\n");
         let _ = writeln!(
             y,
-            "      LEDGER_HEALTH_URL: http://127.0.0.1:{}/v1/status",
-            n.api_port
+            "      LEDGER_HEALTH_URL: http://{}/v1/status",
+            crate::manifest::host_port(&health_host(n), n.api_port)
         );
         if host {
             y.push_str("    network_mode: host\n");
         } else {
             let _ = writeln!(
                 y,
-                "    ports:\n      - \"{}:{}\"",
+                "    ports:\n      - \"127.0.0.1:{}:{}\"",
                 published_api_port(n),
                 n.api_port
             );
@@ -130,14 +170,14 @@ fn compose_yaml(m: &Manifest) -> String {
         "    volumes:\n      - ./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro\n",
     );
     if !host {
-        y.push_str("    ports:\n      - \"9090:9090\"\n");
+        y.push_str("    ports:\n      - \"127.0.0.1:9090:9090\"\n");
     }
     net(&mut y);
     y.push_str("  grafana:\n    image: grafana/grafana-oss:11.1.0\n    profiles: [monitoring]\n");
     y.push_str("    environment:\n      GF_AUTH_ANONYMOUS_ENABLED: \"true\"\n      GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer\n");
     y.push_str("    volumes:\n      - ./monitoring/grafana:/etc/grafana/provisioning:ro\n");
     if !host {
-        y.push_str("    ports:\n      - \"3000:3000\"\n");
+        y.push_str("    ports:\n      - \"127.0.0.1:3000:3000\"\n");
     }
     net(&mut y);
     if !host {
@@ -203,7 +243,7 @@ mod tests {
         let named = compose_yaml(&manifest(&["node-0", "node-1"]));
         assert!(!named.contains("network_mode"), "{named}");
         assert!(named.contains("aliases: [\"node-1\"]"), "{named}");
-        assert!(named.contains("\"8702:8701\""), "{named}");
+        assert!(named.contains("\"127.0.0.1:8702:8701\""), "{named}");
         assert!(prometheus_yml(&manifest(&["node-0"])).contains("node-0:8700"));
     }
 
@@ -232,5 +272,32 @@ mod tests {
             env.contains("LEDGER_UID=1\n") && env.contains("LEDGER_GID=2\n"),
             "{env}"
         );
+    }
+
+    /// Review: the health check always asks 127.0.0.1, but a node on another loopback address
+    /// (`--hosts 127.0.0.2,...` or `--starting-ip 127.0.0.1`) listens on that address only, and
+    /// one on `::1` on IPv6 only: its container is unhealthy, or, with the ports equal, it is
+    /// node 0 that answers for every container.
+    #[test]
+    fn the_health_check_asks_the_address_the_node_listens_on() {
+        let y = compose_yaml(&manifest(&["127.0.0.2", "::1"]));
+        assert!(
+            y.contains("LEDGER_HEALTH_URL: http://127.0.0.2:8700/v1/status"),
+            "{y}"
+        );
+        assert!(
+            y.contains("LEDGER_HEALTH_URL: http://[::1]:8701/v1/status"),
+            "{y}"
+        );
+    }
+
+    /// Review: deploy/compose/README.md says node i's API is published on 127.0.0.1:8700+i of
+    /// the machine, but `"8700:8700"` publishes it on every interface (and Docker's own firewall
+    /// rules bypass the host's, e.g. ufw).
+    #[test]
+    fn bridge_apis_are_published_on_loopback_as_the_readme_says() {
+        let y = compose_yaml(&manifest(&["node-0", "node-1"]));
+        assert!(y.contains("\"127.0.0.1:8700:8700\""), "{y}");
+        assert!(y.contains("\"127.0.0.1:8702:8701\""), "{y}");
     }
 }

@@ -69,15 +69,24 @@ pub fn write(m: &Manifest, dir: &Path) -> anyhow::Result<()> {
         "type": "Opaque",
         "stringData": keys,
     });
+    // Owner-only from its creation, like the key files it holds (the config map too: it is
+    // harmless, but one rule is simpler).
     let write_json = |name: &str, v: &serde_json::Value| -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = out.join(name);
-        std::fs::write(&path, serde_json::to_string_pretty(v)? + "\n")
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        f.write_all((serde_json::to_string_pretty(v)? + "\n").as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     };
     write_json("ledger-config.json", &config_map)?;
     write_json("ledger-keys.json", &secret)?;
-    restrict(&out.join("ledger-keys.json"))?;
     std::fs::write(out.join("ledger.yaml"), statefulset(m.nodes.len())?)
         .context("cannot write ledger.yaml")?;
     Ok(())
@@ -89,13 +98,6 @@ fn statefulset(replicas: usize) -> anyhow::Result<String> {
         bail!("deploy/kubernetes/ledger.yaml no longer has one `replicas: 4` line to set");
     }
     Ok(TEMPLATE.replace(TEMPLATE_REPLICAS, &format!("\n  replicas: {replicas}\n")))
-}
-
-/// Owner-only, like the key files it holds.
-fn restrict(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {}", path.display()))
 }
 
 #[cfg(test)]

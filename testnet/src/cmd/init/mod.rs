@@ -67,7 +67,7 @@ pub struct InitArgs {
     pub api_port: u16,
     /// The address the nodes listen on (default: every interface, or the host itself when it is a
     /// loopback address).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "compose")]
     pub listen_ip: Option<IpAddr>,
     /// Give the validators the public dev keys (`Keypair::dev("validator", i)`) instead of fresh
     /// random ones. DEV ONLY: anyone can derive them.
@@ -111,15 +111,30 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     }
     let bin = node::locate_binary(args.node_bin.as_deref())?;
     let nodes = place_nodes(&args)?;
-    // Write into a sibling temporary folder and rename it at the end: a failed init leaves nothing
-    // that looks like a bundle.
+    if args.compose {
+        compose::check_hosts(&nodes)?;
+    }
+    // Write into a new owner-only sibling folder and rename it at the end: a failed init leaves
+    // nothing that looks like a bundle. Created, never reused: nobody else's folder is written
+    // into or removed.
     let tmp = out.with_file_name(format!(
-        ".{}.partial",
+        ".{}.partial-{}-{}",
         out.file_name()
-            .map_or("bundle".into(), |n| n.to_string_lossy())
+            .map_or("bundle".into(), |n| n.to_string_lossy()),
+        std::process::id(),
+        crate::state::now_ms()
     ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    if let Some(parent) = tmp.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+    }
     let result = write_bundle(&args, &bin, nodes, &tmp);
     let manifest = match result {
         Ok(m) => m,
@@ -179,7 +194,7 @@ fn place_nodes(args: &InitArgs) -> anyhow::Result<Vec<ManifestNode>> {
     };
     let mut nodes = Vec::with_capacity(total);
     for (index, host) in hosts.into_iter().enumerate() {
-        if host.contains('/') || host.contains(' ') {
+        if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
             bail!("host `{host}` is neither an IP address nor a DNS name");
         }
         // The nodes before this one on the same host took the ports before these.
@@ -313,6 +328,19 @@ fn chown_tree(path: &Path, id: u32) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A DNS name: dot-separated labels of letters, digits and `-`, none empty, at most 63 bytes
+/// each and 253 in all, not starting or ending with `-`.
+fn is_dns_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The validator key's file name in a node folder.
@@ -506,5 +534,76 @@ mod tests {
             c["api"]["listen_addr"], "127.0.0.1:8700",
             "loopback stays loopback"
         );
+    }
+
+    /// Review: on a Compose bridge network node i's API is published on this machine at
+    /// `api_port + i` and reached by its host as a network alias. With a host named twice
+    /// (`--hosts a,a,b`) node 1 gets 8701 + 1 and node 2 8700 + 2: both 8702, so `docker compose up`
+    /// fails ("port is already allocated"), and two services share the alias `a`. With IP hosts
+    /// (`--starting-ip 10.0.0.1`, or one loopback host among names) the bootnodes are `/ip4/...`
+    /// addresses no container has, and the "aliases" are IP strings. Such a bundle should be
+    /// refused (or laid out differently), not written.
+    #[test]
+    fn compose_bridge_bundles_publish_distinct_ports_and_reach_every_node_by_a_distinct_name() {
+        for extra in [
+            &["--hosts", "a,a,b"][..],
+            &["--starting-ip", "10.0.0.1"][..],
+            &["--hosts", "127.0.0.1,b,c"][..],
+        ] {
+            let mut argv = vec!["-n", "3", "--compose"];
+            argv.extend_from_slice(extra);
+            let a = args(&argv);
+            // `init --compose` checks the hosts after placing them.
+            let Ok(nodes) = place_nodes(&a).and_then(|n| compose::check_hosts(&n).map(|()| n))
+            else {
+                continue; // refused: fine
+            };
+            let m = Manifest {
+                version: MANIFEST_VERSION,
+                chain_id: "c".into(),
+                genesis_hash: "h".into(),
+                dev_keys: false,
+                nodes,
+            };
+            if compose::host_network(&m) {
+                continue;
+            }
+            let mut ports: Vec<u32> = m.nodes.iter().map(compose::published_api_port).collect();
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(
+                ports.len(),
+                m.nodes.len(),
+                "{extra:?}: published API ports collide"
+            );
+            let mut hosts: Vec<&str> = m.nodes.iter().map(|n| n.host.as_str()).collect();
+            hosts.sort_unstable();
+            hosts.dedup();
+            assert_eq!(
+                hosts.len(),
+                m.nodes.len(),
+                "{extra:?}: services share an alias"
+            );
+            for n in &m.nodes {
+                assert!(
+                    n.host.parse::<IpAddr>().is_err(),
+                    "{extra:?}: bootnode {} names an address no container has",
+                    n.p2p_addr()
+                );
+            }
+        }
+    }
+
+    /// Review: a host is accepted unless it holds `/` or a space, so `10.0.0.1:4000` (a user
+    /// thinking it sets the port) or a bracketed IPv6 `[fd00::1]` becomes a "DNS name" and the
+    /// configs get bootnodes like `/dns/10.0.0.1:4000/tcp/30333` that no node can dial.
+    #[test]
+    fn hosts_that_are_neither_ip_addresses_nor_dns_names_are_refused() {
+        for h in ["10.0.0.1:4000", "[fd00::1]"] {
+            assert!(
+                place_nodes(&args(&["-n", "1", "--hosts", h])).is_err(),
+                "`{h}` was accepted as a host"
+            );
+        }
     }
 }
