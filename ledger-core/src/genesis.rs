@@ -31,7 +31,7 @@
 //! can derive these keys. The repository's `genesis.json` is `Genesis::dev("ledger-devnet-1", 4, 16)`
 //! and a test keeps it so.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -335,9 +335,9 @@ impl Genesis {
         Hash::digest(&codec::encode(self))
     }
 
-    /// The state before block 1: the pre-funded accounts, nonce 0.
-    pub fn initial_state(&self) -> State {
-        let map: HashMap<Address, Account> = self
+    /// The accounts before block 1: the pre-funded accounts, nonce 0, sorted by address.
+    pub fn initial_accounts(&self) -> Vec<(Address, Account)> {
+        let mut accounts: Vec<(Address, Account)> = self
             .accounts
             .iter()
             .map(|a| {
@@ -350,8 +350,19 @@ impl Genesis {
                 )
             })
             .collect();
-        // Validated: unique addresses, positive balances, a supply that fits.
-        State::from_unique_accounts(map)
+        accounts.sort_unstable_by_key(|(a, _)| *a);
+        accounts
+    }
+
+    /// The state before block 1, in memory ([`crate::state::MemStore`]).
+    pub fn initial_state(&self) -> State {
+        // Validated: unique addresses, positive balances, a supply that fits. Loading into an
+        // empty in-memory store cannot fail.
+        State::load(
+            std::sync::Arc::new(crate::state::MemStore::new()),
+            &self.initial_accounts(),
+        )
+        .unwrap_or_else(|e| unreachable!("a validated genesis loads into memory: {e}"))
     }
 
     /// The chain's fixed facts, as block building and validation take them.
@@ -708,10 +719,10 @@ mod tests {
         let bytes = codec::encode(&g);
         assert_eq!(codec::decode::<Genesis>(&bytes).expect("decodes"), g);
         assert_eq!(g.total_supply(), Amount(4 * DEV_ACCOUNT_BALANCE));
-        assert_eq!(g.initial_state().len(), 4);
+        assert_eq!(g.initial_accounts().len(), 4);
         assert_eq!(
             g.initial_state().total_supply(),
-            4 * u128::from(DEV_ACCOUNT_BALANCE)
+            Ok(4 * u128::from(DEV_ACCOUNT_BALANCE))
         );
     }
 

@@ -9,7 +9,8 @@
 //! - [`types`]: chain id, checksummed addresses, amounts, nonces, heights.
 //! - [`tx`], [`block`], [`vote`], [`validator`]: transactions, blocks, votes, commit certificates,
 //!   the validator set.
-//! - [`smt`], [`merkle`]: the sparse Merkle tree behind the state root, and the transaction root.
+//! - [`state`], [`merkle`]: accounts and the versioned Merkle tree behind the state root (over a
+//!   store the caller provides), and the transaction root.
 //! - [`params`]: consensus parameters fixed in genesis.
 //! - [`consensus`]: the Tendermint state machine; [`engine`]: the consensus driver around it
 //!   (block production, validation, commit, sync) without I/O, run by the node and the simulator.
@@ -28,7 +29,6 @@ pub mod merkle;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod params;
-pub mod smt;
 pub mod state;
 pub mod tx;
 pub mod types;

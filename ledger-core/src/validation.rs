@@ -25,7 +25,7 @@ use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::merkle;
 use crate::params::ConsensusParams;
-use crate::state::{ExecutedBlock, State, StateError, StateOverlay, TreeChanges, TxReceipt};
+use crate::state::{ApplyError, ExecutedBlock, State, StateError, StateOverlay, TxReceipt};
 use crate::tx::{TxError, VerifiedTransaction};
 use crate::types::{Address, Amount, ChainId, Height, TimestampMs};
 use crate::validator::ValidatorSet;
@@ -58,6 +58,9 @@ pub enum BlockError {
     MissingLastCommit { height: Height },
     #[error("the first block cannot carry a previous commit certificate")]
     UnexpectedLastCommit,
+    /// The state could not be read: a fault of this node's storage, not of the block.
+    #[error("reading the state: {0}")]
+    State(#[source] StateError),
     #[error("previous block's commit certificate is invalid: {0}")]
     BadLastCommit(#[source] VoteError),
     #[error("transaction {index} is invalid: {error}")]
@@ -184,7 +187,17 @@ pub fn build_block<'t>(
     // block's size plus each transaction's is the exact encoded size.
     let mut bytes = encoded_len(&block);
     let max_txs = chain.params.max_block_txs as usize;
+    let candidates: Vec<&VerifiedTransaction> = candidates.into_iter().collect();
     let mut overlay = StateOverlay::new(state);
+    overlay
+        .prefetch(
+            candidates
+                .iter()
+                .take(max_txs)
+                .flat_map(|c| [c.sender(), c.tx().to])
+                .chain([proposer]),
+        )
+        .map_err(BlockError::State)?;
     let mut receipts = Vec::new();
     let mut rejected = Vec::new();
     let mut total_fees = Amount(0);
@@ -207,12 +220,16 @@ pub fn build_block<'t>(
             });
             continue;
         }
-        if let Err(error) = overlay.apply_tx(candidate, &proposer) {
-            rejected.push(RejectedTx {
-                hash: candidate.hash(),
-                error,
-            });
-            continue;
+        match overlay.apply_tx(candidate, &proposer) {
+            Ok(()) => {}
+            Err(ApplyError::Rule(error)) => {
+                rejected.push(RejectedTx {
+                    hash: candidate.hash(),
+                    error,
+                });
+                continue;
+            }
+            Err(ApplyError::State(e)) => return Err(BlockError::State(e)),
         }
         // Cannot overflow: fees are part of the fixed supply, which fits in a u64.
         total_fees = Amount(total_fees.0.saturating_add(tx.fee.0));
@@ -225,9 +242,11 @@ pub fn build_block<'t>(
         block.txs.push(candidate.signed().clone());
     }
     let changes = overlay.into_changes();
-    let tree = TreeChanges::new(state, &changes);
     let parent_state_root = state.root();
-    let state_root = state.speculative_root(&tree);
+    let writes = state
+        .speculate(height, changes)
+        .map_err(BlockError::State)?;
+    let state_root = writes.root;
     let hashes: Vec<Hash> = receipts.iter().map(|r| r.hash).collect();
     header.tx_root = merkle::merkle_root(&hashes);
     // Fits: max_block_txs is a u32.
@@ -241,8 +260,7 @@ pub fn build_block<'t>(
         block_hash: block.hash(),
         parent_state_root,
         state_root,
-        changes,
-        tree,
+        writes,
         receipts,
         total_fees,
     };
@@ -341,11 +359,20 @@ fn execute(
     let hashes = block.tx_hashes();
     debug_assert!(hashes.iter().zip(txs).all(|(h, tx)| *h == tx.hash()));
     let mut overlay = StateOverlay::new(state);
+    overlay
+        .prefetch(
+            txs.iter()
+                .flat_map(|tx| [tx.sender(), tx.tx().to])
+                .chain([header.proposer]),
+        )
+        .map_err(BlockError::State)?;
     let mut receipts = Vec::with_capacity(txs.len());
     let mut total_fees = Amount(0);
     for (index, tx) in txs.iter().enumerate() {
-        if let Err(error) = overlay.apply_tx(tx, &header.proposer) {
-            return Err(stateful_error(hashes, index, error));
+        match overlay.apply_tx(tx, &header.proposer) {
+            Ok(()) => {}
+            Err(ApplyError::Rule(error)) => return Err(stateful_error(hashes, index, error)),
+            Err(ApplyError::State(e)) => return Err(BlockError::State(e)),
         }
         // Cannot overflow: fees are part of the fixed supply, which fits in a u64.
         total_fees = Amount(total_fees.0.saturating_add(tx.tx().fee.0));
@@ -356,9 +383,11 @@ fn execute(
         });
     }
     let changes = overlay.into_changes();
-    let tree = TreeChanges::new(state, &changes);
     let parent_state_root = state.root();
-    let state_root = state.speculative_root(&tree);
+    let writes = state
+        .speculate(header.height, changes)
+        .map_err(BlockError::State)?;
+    let state_root = writes.root;
     if state_root != header.state_root {
         return Err(BlockError::StateRootMismatch {
             expected: state_root,
@@ -370,8 +399,7 @@ fn execute(
         block_hash: block.hash(),
         parent_state_root,
         state_root,
-        changes,
-        tree,
+        writes,
         receipts,
         total_fees,
     })
@@ -668,7 +696,7 @@ mod tests {
         assert_eq!(executed.receipts().len(), 2);
         c.state.commit(&executed).expect("commits");
         assert_eq!(c.state.root(), built.block.header().state_root);
-        assert_eq!(c.state.get(&proposer()).balance, Amount(2));
+        assert_eq!(c.state.get(&proposer()).expect("reads").balance, Amount(2));
     }
 
     #[test]

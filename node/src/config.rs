@@ -106,6 +106,14 @@ pub struct StoreConfig {
     /// RocksDB's own info logs: how many files are kept and how large each grows.
     pub keep_log_file_num: usize,
     pub max_log_file_bytes: usize,
+    /// The LRU cache of the state tree's nodes and values (their own, apart from
+    /// `block_cache_mib`), in bytes: the node's memory for the state, whatever its size on disk.
+    pub state_cache_bytes: usize,
+    /// How many recent heights' states stay provable (the head's included); older tree nodes are
+    /// pruned as blocks commit. Ignored with `keep_all_versions`.
+    pub state_versions_kept: u64,
+    /// Keep every height's state (an archive node): nothing is pruned.
+    pub keep_all_versions: bool,
 }
 
 impl Default for Config {
@@ -175,6 +183,9 @@ impl Default for StoreConfig {
             max_open_files: 256,
             keep_log_file_num: 5,
             max_log_file_bytes: 8 * 1024 * 1024,
+            state_cache_bytes: 128 * 1024 * 1024,
+            state_versions_kept: 1_000,
+            keep_all_versions: false,
         }
     }
 }
@@ -384,6 +395,18 @@ impl Config {
                 ),
             ));
         }
+        positive(
+            "store.state_cache_bytes",
+            s.state_cache_bytes as u64,
+            1024 * 1024,
+            1 << 40,
+        )?;
+        positive(
+            "store.state_versions_kept",
+            s.state_versions_kept,
+            1,
+            u64::MAX,
+        )?;
         positive(
             "store.keep_log_file_num",
             s.keep_log_file_num as u64,

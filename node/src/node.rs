@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ledger_core::genesis::{Genesis, GenesisError};
-use ledger_core::state::State;
+use ledger_core::state::{State, StateError};
 use ledger_core::validation::ParentBlock;
 use ledger_core::{Address, Hash, Height, Keypair};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
@@ -115,8 +115,10 @@ pub struct RunningNode {
     mempool_thread: mempool::MempoolThread,
 }
 
-/// Opens the store and rebuilds the head state (blocking).
-fn load_chain(cfg: &Config, genesis: &Genesis) -> Result<(Store, State, Head), NodeError> {
+/// Opens the store (initialising it from genesis the first time) and the head state (blocking).
+/// Nothing is rebuilt: the state is read from the store, and its root checked against the head
+/// block's.
+fn load_chain(cfg: &Config, genesis: &Genesis) -> Result<(Arc<Store>, State, Head), NodeError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         NodeError::Store(StoreError::Corruption {
             table: "data_dir",
@@ -124,21 +126,25 @@ fn load_chain(cfg: &Config, genesis: &Genesis) -> Result<(Store, State, Head), N
             reason: e.to_string(),
         })
     })?;
-    let store = Store::open(&cfg.data_dir, &cfg.store)?;
-    let initial = genesis.initial_state();
-    if store.init_genesis(genesis.hash(), &initial.accounts_sorted())? {
+    let store = Arc::new(Store::open(&cfg.data_dir, &cfg.store)?);
+    if !store.check_genesis(genesis.hash())? {
+        let state = State::load(store.clone(), &genesis.initial_accounts())
+            .map_err(|e| NodeError::Corrupt(format!("writing the genesis state: {e}")))?;
+        store.init_genesis(genesis.hash(), state.version())?;
         tracing::info!(genesis = %genesis.hash(), chain = %genesis.chain_id(), "initialised a new data dir");
     }
     let height = store.head_height()?;
-    let state = State::from_accounts(store.all_accounts()?)
-        .map_err(|e| NodeError::Corrupt(format!("accounts table: {e}")))?;
+    let version = store
+        .state_genesis_version()?
+        .checked_add(height.0)
+        .ok_or_else(|| NodeError::Corrupt(format!("no tree version for height {height}")))?;
     let (head, expected) = if height.0 == 0 {
         let head = Head {
             block: None,
             parent: ParentBlock::genesis(genesis),
             cert: None,
         };
-        (head, initial.root())
+        (head, None)
     } else {
         let cb = store
             .committed_block(height)?
@@ -153,15 +159,16 @@ fn load_chain(cfg: &Config, genesis: &Genesis) -> Result<(Store, State, Head), N
             block: Some(sealed),
             cert: Some(cb.commit),
         };
-        (head, root)
+        (head, Some(root))
     };
-    if state.root() != expected {
-        return Err(NodeError::StateRootMismatch {
+    let state = State::open(store.clone(), height, version, expected).map_err(|e| match e {
+        StateError::RootMismatch { expected, got, .. } => NodeError::StateRootMismatch {
             height,
             expected,
-            computed: state.root(),
-        });
-    }
+            computed: got,
+        },
+        e => NodeError::Corrupt(format!("the state at height {height}: {e}")),
+    })?;
     Ok((store, state, head))
 }
 
@@ -177,7 +184,6 @@ pub async fn start(
         let genesis = genesis.clone();
         tokio::task::spawn_blocking(move || load_chain(&cfg, &genesis)).await??
     };
-    let store = Arc::new(store);
     tracing::info!(height = %head.parent.height, state_root = %state.root(), "chain loaded");
     if let Some(k) = &key {
         if genesis.validators().get(&k.address()).is_none() {

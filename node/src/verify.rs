@@ -4,7 +4,11 @@
 //! For each height: the block and its certificate are present, the certificate is valid for the
 //! block (more than 2/3 of the power), the block is a valid successor (header, signatures, nonces,
 //! balances, transaction root, state root), and every transaction's index entry points back at it.
-//! At the end, the accounts table must equal the replayed state exactly.
+//! The replay runs on an in-memory state (the same tree code). At the end, the accounts table
+//! must equal the replayed state exactly, and the stored state tree must give the replayed root at
+//! the head and at every height whose version it keeps.
+
+use std::sync::Arc;
 
 use ledger_core::Hash;
 use ledger_core::genesis::Genesis;
@@ -23,6 +27,8 @@ pub struct VerifyReport {
     pub state_root: Hash,
     pub txs: u64,
     pub accounts: usize,
+    /// Heights whose stored state-tree root was checked against the block's (every kept one).
+    pub state_versions_checked: u64,
 }
 
 /// Why the stored chain is not what replaying it gives.
@@ -53,12 +59,26 @@ pub enum VerifyError {
     },
     #[error("block hash index for height {height} says {got:?}")]
     HashIndex { height: Height, got: Option<Height> },
-    #[error("stored accounts (root {stored}) differ from the replayed state (root {replayed})")]
+    #[error("stored state (root {stored}) differs from the replayed state (root {replayed})")]
     AccountsMismatch { stored: Hash, replayed: Hash },
+    #[error("reading the state: {0}")]
+    State(String),
+    #[error(
+        "the stored state tree at height {height} has root {stored}, the replay gives {replayed}"
+    )]
+    TreeRoot {
+        height: Height,
+        stored: Hash,
+        replayed: Hash,
+    },
 }
 
-/// Replays the whole stored chain. Blocking; reads every block once.
-pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, VerifyError> {
+/// Replays the whole stored chain in memory. Blocking; reads every block once.
+pub fn verify_chain(
+    store_arc: &Arc<Store>,
+    genesis: &Genesis,
+) -> Result<VerifyReport, VerifyError> {
+    let store: &Store = store_arc;
     let stored = store.genesis_hash()?.ok_or(VerifyError::Uninitialised)?;
     if stored != genesis.hash() {
         return Err(VerifyError::GenesisMismatch {
@@ -71,6 +91,8 @@ pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, Ve
     let mut state: State = genesis.initial_state();
     let mut parent = ParentBlock::genesis(genesis);
     let mut txs = 0u64;
+    // Every replayed root, by height, to check the stored tree's kept versions against.
+    let mut roots = vec![state.root()];
     for h in 1..=head.0 {
         let height = Height(h);
         let cb = store
@@ -102,6 +124,7 @@ pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, Ve
             }
         }
         debug_assert_eq!(executed.state_root(), header.state_root);
+        roots.push(executed.state_root());
         txs += cb.block.txs.len() as u64;
         parent = ParentBlock {
             height: header.height,
@@ -109,17 +132,38 @@ pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, Ve
             timestamp_ms: header.timestamp_ms,
         };
     }
+    // The stored tree: its root at the head must be the replayed one, and every account of the
+    // accounts table must be what the replay gives.
     let accounts = store.all_accounts()?;
     let n = accounts.len();
-    let replayed = state.accounts_sorted();
-    if accounts != replayed {
-        let stored_root = State::from_accounts(accounts)
-            .map(|s| s.root())
-            .unwrap_or(Hash::ZERO);
+    let replayed = state
+        .accounts_sorted()
+        .map_err(|e| VerifyError::State(e.to_string()))?;
+    let version = store.state_genesis_version()?.saturating_add(head.0);
+    let stored_state = State::open(store_arc.clone(), head, version, None)
+        .map_err(|e| VerifyError::State(e.to_string()))?;
+    if accounts != replayed || stored_state.root() != state.root() {
         return Err(VerifyError::AccountsMismatch {
-            stored: stored_root,
+            stored: stored_state.root(),
             replayed: state.root(),
         });
+    }
+    // Every version the store keeps, newest first, down to the first pruned one.
+    let mut state_versions_checked = 0u64;
+    for (h, replayed) in roots.iter().enumerate().rev() {
+        let height = Height(h as u64);
+        match stored_state.root_at(height) {
+            Ok(stored) if stored == *replayed => state_versions_checked += 1,
+            Ok(stored) => {
+                return Err(VerifyError::TreeRoot {
+                    height,
+                    stored,
+                    replayed: *replayed,
+                });
+            }
+            Err(ledger_core::state::StateError::HeightNotKept { .. }) => break,
+            Err(e) => return Err(VerifyError::State(e.to_string())),
+        }
     }
     Ok(VerifyReport {
         height: head,
@@ -127,5 +171,6 @@ pub fn verify_chain(store: &Store, genesis: &Genesis) -> Result<VerifyReport, Ve
         state_root: state.root(),
         txs,
         accounts: n,
+        state_versions_checked,
     })
 }

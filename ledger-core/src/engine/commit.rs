@@ -117,6 +117,7 @@ impl Engine {
         effects.push(Effect::Commit(Box::new(Committed {
             tx_hashes: block.tx_hashes().to_vec(),
             accounts: executed.changes().to_vec(),
+            state: executed.writes().clone(),
             block,
             certificate,
             decided_in_round,

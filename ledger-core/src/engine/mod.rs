@@ -38,7 +38,7 @@ use crate::consensus::{
 use crate::crypto::Keypair;
 use crate::genesis::Genesis;
 use crate::hash::Hash;
-use crate::state::{Account, State, StateError};
+use crate::state::{Account, State, StateError, StateWrites};
 use crate::tx::{TxError, VerifiedTransaction};
 use crate::types::{Address, Height, Round, TimestampMs};
 use crate::validation::{BlockError, ParentBlock, validate_block};
@@ -147,6 +147,9 @@ pub struct Committed {
     pub tx_hashes: Vec<Hash>,
     /// The accounts the block changed, with their new values.
     pub accounts: Vec<(Address, Account)>,
+    /// Everything the block writes to the state store (accounts and tree nodes). A store that does
+    /// not write on commit writes these with the block, then calls [`Engine::state_persisted`].
+    pub state: Arc<StateWrites>,
     /// The round it was decided in; `None` for a block applied from sync.
     pub decided_in_round: Option<Round>,
     /// The timestamp of the block before it (for the block-interval metric); `None` at height 1.
@@ -266,6 +269,12 @@ impl Engine {
     /// The state after the head block.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The caller wrote the state of every committed block up to tree version `version` to the
+    /// state's store (see [`Committed::state`]).
+    pub fn state_persisted(&mut self, version: jmt::Version) {
+        self.state.persisted(version);
     }
 
     pub fn machine(&self) -> &ConsensusMachine {

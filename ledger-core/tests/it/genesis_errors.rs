@@ -33,7 +33,7 @@ fn genesis_json_is_the_dev_chain() {
     assert_eq!(parsed.accounts().len(), 16);
     assert_eq!(parsed.validators().total_power(), 40);
     assert_eq!(parsed.total_supply().0, 16_000_000_000_000);
-    assert_eq!(parsed.initial_state().len(), 16);
+    assert_eq!(parsed.initial_accounts().len(), 16);
     assert_eq!(ParentBlock::genesis(&parsed).hash, parsed.hash());
     assert_ne!(parsed.hash(), Hash::ZERO);
 }

@@ -13,8 +13,7 @@ use ledger_core::codec;
 use ledger_core::crypto::{Keypair, PublicKey, Signature};
 use ledger_core::genesis::{Genesis, GenesisAccount};
 use ledger_core::merkle::InclusionProof;
-use ledger_core::smt::Proof;
-use ledger_core::state::{Account, AccountProof, ExecutedBlock, State};
+use ledger_core::state::{Account, AccountProof, ExecutedBlock, State, StateProof};
 use ledger_core::validation::{self, BlockError, BuiltBlock, ParentBlock, none_verified};
 use ledger_core::vote::{CommitSig, Vote, VoteKind};
 use ledger_core::{
@@ -120,7 +119,7 @@ fn sign(
 /// intents in the batch, skewed as the intent says (so some candidates are invalid).
 fn candidates(state: &State, intents: &[Intent]) -> Vec<VerifiedTransaction> {
     let mut next: Vec<u64> = (0..ACCOUNTS)
-        .map(|i| state.get(&recipient(i)).nonce.0)
+        .map(|i| state.get(&recipient(i)).expect("reads").nonce.0)
         .collect();
     intents
         .iter()
@@ -227,7 +226,7 @@ proptest! {
         blocks in prop::collection::vec((prop::collection::vec(intent(), 0..12), 0..VALIDATORS), 1..4)
     ) {
         let mut chain = Chain::new();
-        prop_assert_eq!(chain.state.total_supply(), total_supply());
+        prop_assert_eq!(chain.state.total_supply().expect("reads"), total_supply());
         for (intents, proposer) in blocks {
             let txs = candidates(&chain.state, &intents);
             let built = chain.build(&txs, proposer);
@@ -236,7 +235,7 @@ proptest! {
             let fees: u64 = built.block.block().txs.iter().map(|t| t.tx.fee.0).sum();
             prop_assert_eq!(executed.total_fees(), Amount(fees));
             chain.commit(&built);
-            prop_assert_eq!(chain.state.total_supply(), total_supply());
+            prop_assert_eq!(chain.state.total_supply().expect("reads"), total_supply());
             prop_assert_eq!(chain.state.root(), built.block.header().state_root);
         }
     }
@@ -253,7 +252,7 @@ proptest! {
     ) {
         let mut chain = Chain::new();
         for intents in blocks {
-            let before: Vec<Nonce> = (0..ACCOUNTS).map(|i| chain.state.get(&recipient(i)).nonce).collect();
+            let before: Vec<Nonce> = (0..ACCOUNTS).map(|i| chain.state.get(&recipient(i)).expect("reads").nonce).collect();
             let txs = candidates(&chain.state, &intents);
             let built = chain.build(&txs, 0);
             let mut sent = vec![0u64; ACCOUNTS as usize];
@@ -264,7 +263,7 @@ proptest! {
             }
             chain.commit(&built);
             for i in 0..ACCOUNTS as usize {
-                let after = chain.state.get(&recipient(i as u32)).nonce;
+                let after = chain.state.get(&recipient(i as u32)).expect("reads").nonce;
                 prop_assert_eq!(after.0, before[i].0 + sent[i]);
             }
             for r in &built.rejected {
@@ -546,7 +545,8 @@ proptest! {
         round_trips(&a)?;
         let json = serde_json::to_string(&a).expect("serializes");
         prop_assert_eq!(serde_json::from_str::<Account>(&json).expect("parses"), a);
-        round_trips(&AccountProof { address: addr, account: a, proof: Proof { leaf: None, siblings: vec![] } })?;
+        let proof = State::from_accounts([]).expect("empty").prove(&addr).expect("proves").proof;
+        round_trips(&AccountProof { address: addr, account: a, proof })?;
     }
 
     #[test]
@@ -585,7 +585,7 @@ fn decodes_canonically_or_not_at_all(bytes: &[u8]) -> Result<(), TestCaseError> 
     check::<CommitCertificate>(bytes)?;
     check::<Account>(bytes)?;
     check::<AccountProof>(bytes)?;
-    check::<Proof>(bytes)?;
+    check::<StateProof>(bytes)?;
     check::<InclusionProof>(bytes)?;
     check::<Genesis>(bytes)?;
     check::<ChainId>(bytes)?;
@@ -812,15 +812,15 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         tamper in 0..4u8,
     ) {
-        let mut state = State::from_accounts(accounts.iter().map(|(a, (b, n))| {
+        let state = State::from_accounts(accounts.iter().map(|(a, (b, n))| {
             (*a, Account { balance: Amount(*b), nonce: Nonce(u64::from(*n)) })
         }))
         .expect("valid");
         let root = state.root();
         let keys: Vec<Address> = accounts.keys().copied().chain([probe]).collect();
         let address = keys[pick.index(keys.len())];
-        let proof = state.prove(&address);
-        prop_assert_eq!(proof.account, state.get(&address));
+        let proof = state.prove(&address).expect("proves");
+        prop_assert_eq!(proof.account, state.get(&address).expect("reads"));
         prop_assert_eq!(proof.verify(&root), Ok(()));
         let mut bad = proof.clone();
         match tamper {
@@ -830,10 +830,16 @@ proptest! {
             // (an empty tree proves every absence), so only a member's proof is moved.
             2 if !bad.account.is_empty() => bad.address.0[19] ^= 1,
             2 => bad.account.balance = Amount(1),
-            _ => match bad.proof.siblings.first_mut() {
-                Some(s) => s.0[0] ^= 1,
-                None => bad.account.balance = Amount(bad.account.balance.0.wrapping_add(7)),
-            },
+            // A bit of the proof itself: the sibling hashes end its encoding.
+            _ => {
+                let mut bytes = borsh::to_vec(&bad.proof).expect("encodes");
+                let n = bytes.len();
+                bytes[n - 1] ^= 1;
+                match borsh::from_slice::<StateProof>(&bytes) {
+                    Ok(p) => bad.proof = p,
+                    Err(_) => bad.account.balance = Amount(bad.account.balance.0.wrapping_add(7)),
+                }
+            }
         }
         prop_assert!(bad.verify(&root).is_err());
     }
@@ -848,11 +854,11 @@ proptest! {
         chain.commit(&built);
         let root = built.block.header().state_root;
         for tx in &built.block.block().txs {
-            let proof = chain.state.prove(&tx.tx.to);
+            let proof = chain.state.prove(&tx.tx.to).expect("proves");
             prop_assert_eq!(proof.verify(&root), Ok(()));
             prop_assert!(!proof.account.is_empty());
         }
-        let proposer = chain.state.prove(&VALIDATOR_KEYS[1].address());
+        let proposer = chain.state.prove(&VALIDATOR_KEYS[1].address()).expect("proves");
         prop_assert_eq!(proposer.verify(&root), Ok(()));
         prop_assert_eq!(proposer.account.balance, built.executed.total_fees());
     }

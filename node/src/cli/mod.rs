@@ -81,6 +81,15 @@ pub struct ConfigArgs {
     pub mempool_max_bytes: Option<usize>,
     #[arg(long, env = "LEDGER_MEMPOOL_MIN_FEE")]
     pub mempool_min_fee: Option<u64>,
+    /// Memory for the state tree's cache, in bytes.
+    #[arg(long, env = "LEDGER_STATE_CACHE_BYTES")]
+    pub state_cache_bytes: Option<usize>,
+    /// How many recent heights' states stay provable; older tree nodes are pruned.
+    #[arg(long, env = "LEDGER_STATE_VERSIONS_KEPT")]
+    pub state_versions_kept: Option<u64>,
+    /// Keep the state of every height (an archive node): nothing is pruned.
+    #[arg(long, env = "LEDGER_KEEP_ALL_VERSIONS")]
+    pub keep_all_versions: bool,
 }
 
 impl ConfigArgs {
@@ -113,6 +122,11 @@ impl ConfigArgs {
         set!(c.mempool.max_txs, self.mempool_max_txs);
         set!(c.mempool.max_bytes, self.mempool_max_bytes);
         set!(c.mempool.min_fee, self.mempool_min_fee);
+        set!(c.store.state_cache_bytes, self.state_cache_bytes);
+        set!(c.store.state_versions_kept, self.state_versions_kept);
+        if self.keep_all_versions {
+            c.store.keep_all_versions = true;
+        }
         c.validate()?;
         Ok(c)
     }

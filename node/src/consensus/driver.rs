@@ -282,8 +282,10 @@ impl Driver {
             hash,
             commit: &c.certificate,
             tx_hashes: &c.tx_hashes,
-            accounts: &c.accounts,
+            state: &c.state,
         })?;
+        // The block's state is in the store now: the engine's state reads it from there.
+        self.engine.state_persisted(c.state.version);
         self.metrics
             .block_commit_seconds
             .observe(t0.elapsed().as_secs_f64());

@@ -10,6 +10,17 @@
 //! | `consensus_wal`       | height BE ‖ sequence BE        | the driver's WAL entry             |
 //! | `meta`                | name                           | schema version, genesis hash, head |
 //! | `account_txs`         | address ‖ height BE ‖ index BE | transaction hash                   |
+//! | `state_nodes`         | version BE ‖ nibble path       | a state-tree node (jmt `Node`)     |
+//! | `state_values`        | key hash ‖ version BE          | `Account` written at that version  |
+//! | `state_stale`         | version BE ‖ kind ‖ key        | (empty): pruning index             |
+//!
+//! **State.** The accounts table is the head state, for lookups by address. The state tree is
+//! versioned (ADR 0012): the state after block `h` is tree version `genesis version + h`; each
+//! block adds the tree nodes and values it changes at its version, and records in `state_stale`
+//! what stops being part of the newest tree. With `store.state_versions_kept = k`, committing
+//! version `v` deletes what has been stale since version `v - k + 1` or earlier, so the states of
+//! the last `k` heights stay provable and the disk holds about `k` blocks' worth of tree changes
+//! beside the newest tree. A start-up reads the head block and the tree's root: no rebuild.
 //!
 //! Big-endian heights make RocksDB's byte order the numeric order, so ranges are plain iterations.
 //!
@@ -20,10 +31,10 @@
 //! index existed is indexed from its stored blocks when it is opened ([`Store::open`]).
 //!
 //! **Crash safety.** [`Store::commit_block`] writes the block, its indexes, its certificate, the
-//! changed accounts and the new head in ONE `WriteBatch` with `sync = true`: after `kill -9` at any
-//! instant RocksDB's WAL replay yields either all of it or none of it. The accounts table therefore
-//! always holds exactly the state after the head block, which [`Store::all_accounts`] hands to
-//! `State::from_accounts` at start-up; the caller checks the rebuilt root against the head block.
+//! changed accounts, the state tree's nodes, values and pruning, and the new head in ONE
+//! `WriteBatch` with `sync = true`: after `kill -9` at any instant RocksDB's WAL replay yields
+//! either all of it or none of it. The accounts table and the tree therefore always hold exactly
+//! the state after the head block; the caller checks the tree's root against the head block.
 //! WAL entries are written with `sync = true` too, before the vote they record is sent.
 //!
 //! **Corruption is not absence.** A value that does not decode is [`StoreError::Corruption`] naming
@@ -36,8 +47,10 @@ mod tables;
 use std::path::{Path, PathBuf};
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::storage::{Node, NodeKey};
+use jmt::{KeyHash, OwnedValue, Version};
 use ledger_core::codec;
-use ledger_core::state::Account;
+use ledger_core::state::{Account, StateStore, StateWrites};
 use ledger_core::{
     Address, Block, CommitCertificate, CommittedBlock, Hash, Height, SignedTransaction, TimestampMs,
 };
@@ -51,7 +64,11 @@ pub use tables::Table;
 use crate::config::StoreConfig;
 
 /// The on-disk layout version. Bumped on any incompatible change to a table's key or value.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Most stale-index entries one commit prunes: a node that switches from keeping every version to
+/// a window catches up over several blocks instead of one huge batch.
+const MAX_PRUNED_PER_COMMIT: usize = 500_000;
 
 /// Where a transaction sits in the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -137,8 +154,8 @@ pub struct BlockCommit<'a> {
     pub commit: &'a CommitCertificate,
     /// The hashes of `block.txs`, in order (the caller has them cached).
     pub tx_hashes: &'a [Hash],
-    /// Every account the block changed, with its value after the block.
-    pub accounts: &'a [(Address, Account)],
+    /// Everything the block changes in the state: accounts and tree.
+    pub state: &'a StateWrites,
 }
 
 /// The RocksDB database. Cheap to share: hold it in an `Arc`; all methods take `&self`.
@@ -147,8 +164,11 @@ pub struct Store {
     path: PathBuf,
     /// Reads that only look at the memtables and the block cache (see [`Store::account_if_cached`]).
     cache_only: ReadOptions,
-    // Kept alive for as long as the DB uses it.
+    /// `None`: keep every state version.
+    versions_kept: Option<u64>,
+    // Kept alive for as long as the DB uses them.
     _cache: Cache,
+    _state_cache: Cache,
 }
 
 impl std::fmt::Debug for Store {
@@ -182,18 +202,26 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, sized by `cfg`.
     pub fn open(path: &Path, cfg: &StoreConfig) -> Result<Store, StoreError> {
         let cache = Cache::new_lru_cache(cfg.block_cache_mib.saturating_mul(1024 * 1024));
-        let mut table_opts = BlockBasedOptions::default();
-        table_opts.set_block_cache(&cache);
-        // Index and filter blocks count against the same cache instead of growing unbounded.
-        table_opts.set_cache_index_and_filter_blocks(true);
-        table_opts.set_bloom_filter(10.0, false);
-
-        let mut cf_opts = Options::default();
-        cf_opts.set_block_based_table_factory(&table_opts);
-        cf_opts.set_compression_type(DBCompressionType::Lz4);
-        // Small memtables: this node writes a block at a time, not bulk loads.
-        cf_opts.set_write_buffer_size(8 * 1024 * 1024);
-        cf_opts.set_max_write_buffer_number(3);
+        let state_cache = Cache::new_lru_cache(cfg.state_cache_bytes);
+        let table_opts = |cache: &Cache| {
+            let mut t = BlockBasedOptions::default();
+            t.set_block_cache(cache);
+            // Index and filter blocks count against the same cache instead of growing unbounded.
+            t.set_cache_index_and_filter_blocks(true);
+            t.set_bloom_filter(10.0, false);
+            t
+        };
+        let cf_options = |cache: &Cache| {
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&table_opts(cache));
+            o.set_compression_type(DBCompressionType::Lz4);
+            // Small memtables: this node writes a block at a time, not bulk loads.
+            o.set_write_buffer_size(8 * 1024 * 1024);
+            o.set_max_write_buffer_number(3);
+            o
+        };
+        let cf_opts = cf_options(&cache);
+        let state_cf_opts = cf_options(&state_cache);
 
         let mut db_opts = cf_opts.clone();
         db_opts.create_if_missing(true);
@@ -206,9 +234,14 @@ impl Store {
         db_opts.set_max_total_wal_size(128 * 1024 * 1024);
         db_opts.set_max_background_jobs(2);
 
-        let cfs = Table::ALL
-            .iter()
-            .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_opts.clone()));
+        let cfs = Table::ALL.iter().map(|t| {
+            let opts = if t.is_state() {
+                state_cf_opts.clone()
+            } else {
+                cf_opts.clone()
+            };
+            ColumnFamilyDescriptor::new(t.name(), opts)
+        });
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
         let store = Store {
             db,
@@ -218,7 +251,9 @@ impl Store {
                 r.set_read_tier(ReadTier::BlockCache);
                 r
             },
+            versions_kept: (!cfg.keep_all_versions).then_some(cfg.state_versions_kept.max(1)),
             _cache: cache,
+            _state_cache: state_cache,
         };
         match store.get_meta(tables::META_SCHEMA)? {
             None => {}
@@ -362,28 +397,36 @@ impl Store {
         self.get_decoded(Table::Meta, tables::META_GENESIS)
     }
 
-    /// Initialises an empty store: genesis accounts, genesis hash, head 0, schema version — one
-    /// synced batch, so a crash leaves either an empty or a fully initialised store.
-    /// On a store that is already initialised, checks the genesis hash instead.
+    /// Whether the store was initialised with `genesis_hash` (`false`: not initialised yet); an
+    /// error if it was initialised with another genesis.
+    pub fn check_genesis(&self, genesis_hash: Hash) -> Result<bool, StoreError> {
+        match self.genesis_hash()? {
+            None => Ok(false),
+            Some(stored) if stored == genesis_hash => Ok(true),
+            Some(stored) => Err(StoreError::GenesisMismatch {
+                path: self.path.clone(),
+                stored,
+                given: genesis_hash,
+            }),
+        }
+    }
+
+    /// Marks a store initialised: genesis hash, head 0, the genesis state's tree version, schema
+    /// version, in one synced batch. The genesis state was written before (by
+    /// `State::load` through [`StateStore::write`]); a crash before this batch leaves a store
+    /// that is not initialised, and loading again rewrites the same state (the writes are
+    /// deterministic).
     pub fn init_genesis(
         &self,
         genesis_hash: Hash,
-        accounts: &[(Address, Account)],
-    ) -> Result<bool, StoreError> {
-        if let Some(stored) = self.genesis_hash()? {
-            if stored != genesis_hash {
-                return Err(StoreError::GenesisMismatch {
-                    path: self.path.clone(),
-                    stored,
-                    given: genesis_hash,
-                });
-            }
-            return Ok(false);
-        }
+        state_version: Version,
+    ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        for (addr, acc) in accounts.iter().filter(|(_, a)| !a.is_empty()) {
-            batch.put_cf(self.cf(Table::Accounts), addr.0, codec::encode(acc));
-        }
+        batch.put_cf(
+            self.cf(Table::Meta),
+            tables::META_STATE_GENESIS_VERSION,
+            state_version.to_be_bytes(),
+        );
         batch.put_cf(
             self.cf(Table::Meta),
             tables::META_SCHEMA,
@@ -406,7 +449,17 @@ impl Store {
             codec::encode(&genesis_hash),
         );
         self.db.write_opt(batch, &synced())?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// The tree version of the genesis state: the state after block `h` is at this plus `h`.
+    pub fn state_genesis_version(&self) -> Result<Version, StoreError> {
+        let key = tables::META_STATE_GENESIS_VERSION;
+        let bytes = self.get_meta(key)?.ok_or(StoreError::Uninitialised)?;
+        let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+            StoreError::corrupt(Table::Meta, key, "state genesis version is not 8 bytes")
+        })?;
+        Ok(u64::from_be_bytes(arr))
     }
 
     /// Height of the last committed block (0 = only genesis).
@@ -505,7 +558,7 @@ impl Store {
         }
     }
 
-    /// Every account at the head, in address order: the input of `State::from_accounts`.
+    /// Every account at the head, in address order.
     pub fn all_accounts(&self) -> Result<Vec<(Address, Account)>, StoreError> {
         let mut out = Vec::new();
         for item in self
@@ -669,14 +722,18 @@ impl Store {
         }
         debug_assert_eq!(c.tx_hashes.len(), c.block.txs.len());
         self.index_account_txs(&mut batch, c.block, c.tx_hashes);
-        for (addr, acc) in c.accounts {
-            // The empty account does not exist (the state tree has no leaf for it either).
-            if acc.is_empty() {
-                batch.delete_cf(self.cf(Table::Accounts), addr.0);
-            } else {
-                batch.put_cf(self.cf(Table::Accounts), addr.0, codec::encode(acc));
-            }
+        if c.state.height != height {
+            return Err(StoreError::corrupt(
+                Table::StateNodes,
+                &height_key(height),
+                format!(
+                    "block {height} carries the state of block {}",
+                    c.state.height
+                ),
+            ));
         }
+        self.put_state(&mut batch, c.state, true);
+        self.prune_state(&mut batch, c.state.version)?;
         batch.put_cf(self.cf(Table::Meta), tables::META_HEAD, hk);
         batch.put_cf(self.cf(Table::Meta), tables::META_ACCOUNT_TXS_HEIGHT, hk);
         // The decided height's WAL entries go with it, as point deletes of the keys that exist:
@@ -689,6 +746,112 @@ impl Store {
         }
         self.db.write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// Adds a state's writes to `batch`: accounts, tree nodes and values, and (for a block, `stale`)
+    /// the pruning index of what they replace.
+    fn put_state(&self, batch: &mut WriteBatch, w: &StateWrites, stale: bool) {
+        for (addr, acc) in &w.accounts {
+            // The empty account does not exist (the state tree has no leaf for it either).
+            if acc.is_empty() {
+                batch.delete_cf(self.cf(Table::Accounts), addr.0);
+            } else {
+                batch.put_cf(self.cf(Table::Accounts), addr.0, codec::encode(acc));
+            }
+        }
+        for (key, node) in w.tree.node_batch.nodes() {
+            batch.put_cf(
+                self.cf(Table::StateNodes),
+                tables::state_node_key(key),
+                borsh::to_vec(node).unwrap_or_default(),
+            );
+        }
+        for ((version, key_hash), value) in w.tree.node_batch.values() {
+            // An empty value is a deletion: an account's encoding is never empty.
+            batch.put_cf(
+                self.cf(Table::StateValues),
+                tables::state_value_key(key_hash, *version),
+                value.as_deref().unwrap_or_default(),
+            );
+            if stale {
+                batch.put_cf(
+                    self.cf(Table::StateStale),
+                    tables::state_stale_key(*version, tables::STALE_VALUE, &key_hash.0),
+                    [],
+                );
+            }
+        }
+        if stale {
+            for s in &w.tree.stale_node_index_batch {
+                batch.put_cf(
+                    self.cf(Table::StateStale),
+                    tables::state_stale_key(
+                        s.stale_since_version,
+                        tables::STALE_NODE,
+                        &tables::state_node_key(&s.node_key),
+                    ),
+                    [],
+                );
+            }
+        }
+    }
+
+    /// Adds to `batch` the deletion of what no kept version needs once `version` is the newest:
+    /// everything stale since `version - versions_kept + 1` or earlier (at most
+    /// [`MAX_PRUNED_PER_COMMIT`] index entries; the rest goes with the next blocks).
+    fn prune_state(&self, batch: &mut WriteBatch, version: Version) -> Result<usize, StoreError> {
+        let Some(kept) = self.versions_kept else {
+            return Ok(0);
+        };
+        let Some(oldest_kept) = version.checked_sub(kept - 1) else {
+            return Ok(0);
+        };
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(oldest_kept.saturating_add(1).to_be_bytes().to_vec());
+        let mut pruned = 0;
+        for item in self
+            .db
+            .iterator_cf_opt(self.cf(Table::StateStale), opts, IteratorMode::Start)
+            .take(MAX_PRUNED_PER_COMMIT)
+        {
+            let (k, _) = item?;
+            if k.len() < 9 {
+                return Err(StoreError::corrupt(
+                    Table::StateStale,
+                    &k,
+                    "key shorter than 9 bytes",
+                ));
+            }
+            let since = u64::from_be_bytes(k[..8].try_into().unwrap_or_default());
+            match k[8] {
+                tables::STALE_NODE => batch.delete_cf(self.cf(Table::StateNodes), &k[9..]),
+                tables::STALE_VALUE => {
+                    let key_hash: [u8; 32] = k[9..].try_into().map_err(|_| {
+                        StoreError::corrupt(Table::StateStale, &k, "value key is not 32 bytes")
+                    })?;
+                    let key_hash = KeyHash(key_hash);
+                    // Every value of this key older than `since`: the one at `since` (or a newer
+                    // one) is what every kept version reads.
+                    let mut opts = ReadOptions::default();
+                    opts.set_iterate_upper_bound(
+                        tables::state_value_key(&key_hash, since).to_vec(),
+                    );
+                    let from = tables::state_value_key(&key_hash, 0);
+                    for item in self.db.iterator_cf_opt(
+                        self.cf(Table::StateValues),
+                        opts,
+                        IteratorMode::From(&from, Direction::Forward),
+                    ) {
+                        let (vk, _) = item?;
+                        batch.delete_cf(self.cf(Table::StateValues), vk);
+                    }
+                }
+                _ => return Err(StoreError::corrupt(Table::StateStale, &k, "unknown kind")),
+            }
+            batch.delete_cf(self.cf(Table::StateStale), &k);
+            pruned += 1;
+        }
+        Ok(pruned)
     }
 
     /// Appends one consensus WAL entry for `height`, durably (synced) before returning.
@@ -765,3 +928,84 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+fn state_error(e: StoreError) -> ledger_core::state::StoreError {
+    match e {
+        StoreError::Corruption { table, key, reason } => ledger_core::state::StoreError::Corrupt {
+            what: table,
+            key,
+            reason,
+        },
+        other => ledger_core::state::StoreError::Io(other.to_string()),
+    }
+}
+
+/// The node's state lives in the store: accounts in `accounts`, the tree in the `state_*` tables.
+/// A block's state is written by [`Store::commit_block`] with the rest of the block, so
+/// [`StateStore::writes_on_commit`] is `false`.
+impl StateStore for Store {
+    fn accounts(
+        &self,
+        addresses: &[Address],
+    ) -> Result<Vec<Option<Account>>, ledger_core::state::StoreError> {
+        let t = Table::Accounts;
+        let cf = self.cf(t);
+        self.db
+            .batched_multi_get_cf(cf, addresses.iter().map(|a| &a.0), false)
+            .into_iter()
+            .zip(addresses)
+            .map(|(r, a)| match r {
+                Ok(None) => Ok(None),
+                Ok(Some(bytes)) => codec::decode(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::corrupt(t, &a.0, e)),
+                Err(e) => Err(StoreError::from(e)),
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(state_error)
+    }
+
+    fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, ledger_core::state::StoreError> {
+        let t = Table::StateNodes;
+        let k = tables::state_node_key(key);
+        match self.get(t, &k).map_err(state_error)? {
+            None => Ok(None),
+            Some(bytes) => borsh::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| state_error(StoreError::corrupt(t, &k, e))),
+        }
+    }
+
+    fn tree_value(
+        &self,
+        max_version: Version,
+        key_hash: &KeyHash,
+    ) -> Result<Option<OwnedValue>, ledger_core::state::StoreError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(Table::StateValues));
+        it.seek_for_prev(tables::state_value_key(key_hash, max_version));
+        if let Some(k) = it.key()
+            && k.starts_with(&key_hash.0)
+        {
+            let v = it.value().unwrap_or_default();
+            return Ok((!v.is_empty()).then(|| v.to_vec()));
+        }
+        it.status().map_err(|e| state_error(StoreError::from(e)))?;
+        Ok(None)
+    }
+
+    fn all_accounts(&self) -> Result<Vec<(Address, Account)>, ledger_core::state::StoreError> {
+        Store::all_accounts(self).map_err(state_error)
+    }
+
+    /// Writes a genesis chunk: not synced here (the synced batch of [`Store::init_genesis`] comes
+    /// after every chunk and makes them durable with it), and nothing stale to record.
+    fn write(&self, writes: &StateWrites) -> Result<(), ledger_core::state::StoreError> {
+        let mut batch = WriteBatch::default();
+        self.put_state(&mut batch, writes, false);
+        self.db.write(batch).map_err(|e| state_error(e.into()))
+    }
+
+    fn writes_on_commit(&self) -> bool {
+        false
+    }
+}

@@ -8,6 +8,32 @@ fn cfg() -> StoreConfig {
     StoreConfig::default()
 }
 
+/// The state writes of a block that changes `accounts` (its tree part empty: these tests are
+/// about the block tables; the tree has its own tests).
+fn writes(height: u64, accounts: &[(Address, Account)]) -> StateWrites {
+    StateWrites {
+        height: Height(height),
+        version: height,
+        root: Hash::ZERO,
+        accounts: accounts.to_vec(),
+        tree: Default::default(),
+    }
+}
+
+/// Initialises `s` with `accounts` at genesis, as the node does (`false`: it already was).
+fn init(s: &Store, genesis: Hash, accounts: &[(Address, Account)]) -> Result<bool, StoreError> {
+    if s.check_genesis(genesis)? {
+        return Ok(false);
+    }
+    StateStore::write(s, &writes(0, accounts)).map_err(|e| StoreError::Corruption {
+        table: "state",
+        key: String::new(),
+        reason: e.to_string(),
+    })?;
+    s.init_genesis(genesis, 0)?;
+    Ok(true)
+}
+
 fn chain() -> ChainId {
     ChainId::new("store-test").expect("valid")
 }
@@ -73,14 +99,17 @@ fn commit(
     let hash = b.hash();
     let tx_hashes: Vec<Hash> = b.txs.iter().map(|t| t.hash()).collect();
     let c = cert(height, hash);
-    let accounts = vec![(Keypair::dev("s", 0).address(), acct(100 - height, height))];
+    let accounts = writes(
+        height,
+        &[(Keypair::dev("s", 0).address(), acct(100 - height, height))],
+    );
     store
         .commit_block(&BlockCommit {
             block: &b,
             hash,
             commit: &c,
             tx_hashes: &tx_hashes,
-            accounts: &accounts,
+            state: &accounts,
         })
         .expect("commits");
     hash
@@ -94,8 +123,7 @@ fn cache_only_account_reads_answer_from_memory_or_say_they_need_io() {
     let stranger = Keypair::dev("never-funded", 0).address();
     {
         let s = Store::open(dir.path(), &cfg()).expect("opens");
-        s.init_genesis(genesis, &[(sender, acct(100, 0))])
-            .expect("init");
+        init(&s, genesis, &[(sender, acct(100, 0))]).expect("init");
         commit(&s, 1, genesis, vec![transfer(0)]);
         // Fresh writes sit in the memtable: answered without I/O, present or absent.
         assert_eq!(
@@ -125,16 +153,13 @@ fn commit_then_reopen_reads_everything_back() {
     let sender = Keypair::dev("s", 0).address();
     {
         let s = Store::open(dir.path(), &cfg()).expect("opens");
-        assert!(
-            s.init_genesis(genesis, &[(sender, acct(100, 0))])
-                .expect("init")
-        );
+        assert!(init(&s, genesis, &[(sender, acct(100, 0))]).expect("init"));
         assert_eq!(s.head_height().expect("head"), Height(0));
         let h1 = commit(&s, 1, genesis, vec![transfer(0)]);
         commit(&s, 2, h1, vec![transfer(1), transfer(2)]);
     }
     let s = Store::open(dir.path(), &cfg()).expect("reopens");
-    assert!(!s.init_genesis(genesis, &[]).expect("already initialised"));
+    assert!(!init(&s, genesis, &[]).expect("already initialised"));
     assert_eq!(s.head_height().expect("head"), Height(2));
     let b2 = s
         .committed_block(Height(2))
@@ -168,7 +193,7 @@ fn commit_then_reopen_reads_everything_back() {
 fn only_the_next_height_can_be_committed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     let b = block(2, Hash::ZERO, vec![]);
     let c = cert(2, b.hash());
     let e = s
@@ -177,7 +202,7 @@ fn only_the_next_height_can_be_committed() {
             hash: b.hash(),
             commit: &c,
             tx_hashes: &[],
-            accounts: &[],
+            state: &writes(2, &[]),
         })
         .expect_err("height 2 on head 0");
     assert!(matches!(e, StoreError::NotNext { .. }));
@@ -187,9 +212,9 @@ fn only_the_next_height_can_be_committed() {
 fn another_chains_genesis_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::digest(b"a"), &[]).expect("init");
+    init(&s, Hash::digest(b"a"), &[]).expect("init");
     assert!(matches!(
-        s.init_genesis(Hash::digest(b"b"), &[]),
+        init(&s, Hash::digest(b"b"), &[]),
         Err(StoreError::GenesisMismatch { .. })
     ));
 }
@@ -198,7 +223,7 @@ fn another_chains_genesis_is_refused() {
 fn undecodable_values_are_corruption_not_absence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     let h1 = commit(&s, 1, Hash::ZERO, vec![transfer(0)]);
     s.db.put_cf(s.cf(Table::Blocks), height_key(Height(1)), b"garbage")
         .expect("put");
@@ -244,7 +269,7 @@ fn undecodable_values_are_corruption_not_absence() {
 fn missing_certificate_of_a_stored_block_is_corruption() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     commit(&s, 1, Hash::ZERO, vec![]);
     s.db.delete_cf(s.cf(Table::Certs), height_key(Height(1)))
         .expect("delete");
@@ -258,7 +283,7 @@ fn missing_certificate_of_a_stored_block_is_corruption() {
 fn wal_entries_are_per_height_in_order_and_pruned_by_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     s.wal_append(Height(1), 0, &7u64).expect("append");
     s.wal_append(Height(1), 1, &8u64).expect("append");
     s.wal_append(Height(2), 0, &9u64).expect("append");
@@ -287,7 +312,7 @@ fn wal_entries_of_committed_heights_are_dropped_on_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let s = Store::open(dir.path(), &cfg()).expect("opens");
-        s.init_genesis(Hash::ZERO, &[]).expect("init");
+        init(&s, Hash::ZERO, &[]).expect("init");
         commit(&s, 1, Hash::ZERO, vec![]);
         // As a crash of a version that pruned differently could leave them: below the head.
         s.wal_append(Height(1), 0, &1u64).expect("append");
@@ -307,8 +332,7 @@ fn emptied_accounts_are_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
     let a = Keypair::dev("s", 0).address();
-    s.init_genesis(Hash::ZERO, &[(a, acct(5, 0))])
-        .expect("init");
+    init(&s, Hash::ZERO, &[(a, acct(5, 0))]).expect("init");
     let b = block(1, Hash::ZERO, vec![]);
     let c = cert(1, b.hash());
     s.commit_block(&BlockCommit {
@@ -316,7 +340,7 @@ fn emptied_accounts_are_deleted() {
         hash: b.hash(),
         commit: &c,
         tx_hashes: &[],
-        accounts: &[(a, Account::EMPTY)],
+        state: &writes(1, &[(a, Account::EMPTY)]),
     })
     .expect("commits");
     assert!(s.all_accounts().expect("reads").is_empty());
@@ -353,7 +377,7 @@ fn at(height: u64, index: u32) -> Option<TxLocation> {
 fn account_index_lists_newest_first_and_pages_with_a_cursor() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     let (alice, bob, carol) = (
         Keypair::dev("s", 0),
         Keypair::dev("r", 0),
@@ -442,7 +466,7 @@ fn account_index_lists_newest_first_and_pages_with_a_cursor() {
 fn account_index_pages_are_capped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     let n = MAX_ACCOUNT_TXS as u64 + 5;
     commit(&s, 1, Hash::ZERO, (0..n).map(transfer).collect());
     let sender = Keypair::dev("s", 0).address();
@@ -468,7 +492,7 @@ fn account_index_pages_are_capped() {
 fn account_index_entries_that_do_not_match_are_corruption() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path(), &cfg()).expect("opens");
-    s.init_genesis(Hash::ZERO, &[]).expect("init");
+    init(&s, Hash::ZERO, &[]).expect("init");
     commit(&s, 1, Hash::ZERO, vec![transfer(0)]);
     let sender = Keypair::dev("s", 0).address();
     let key = tables::account_tx_key(&sender, Height(1), 0);
@@ -510,7 +534,7 @@ fn a_data_dir_without_the_account_index_is_indexed_when_opened() {
     let recipient = Keypair::dev("r", 0).address();
     {
         let mut s = Store::open(dir.path(), &cfg()).expect("opens");
-        s.init_genesis(Hash::ZERO, &[]).expect("init");
+        init(&s, Hash::ZERO, &[]).expect("init");
         let h1 = commit(&s, 1, Hash::ZERO, vec![transfer(0)]);
         let h2 = commit(&s, 2, h1, vec![]);
         commit(&s, 3, h2, vec![transfer(1), transfer(2)]);

@@ -146,9 +146,15 @@ fn kill_9_at_random_moments_never_loses_a_final_transaction() {
         });
         p.kill9();
 
-        // Offline: the chain replays from genesis to the stored accounts.
+        // Offline: the chain replays from genesis to the stored accounts, and the stored state
+        // tree has every kept height's root: nothing half-written.
         let report = verify_cli(dir.path(), &gpath);
         last_height = report["height"].as_u64().expect("height");
+        assert_eq!(
+            report["state_versions_checked"].as_u64(),
+            Some(last_height + 1),
+            "seed {seed} round {round}: every height's tree is kept and checked: {report}"
+        );
     }
 
     // Last start: all finals are there; the served state root is the replayed one.

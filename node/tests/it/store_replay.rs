@@ -40,7 +40,7 @@ async fn committed_blocks_survive_reopen_and_replay_to_the_same_root() {
     let data = dir.path().join("data");
     let cfg = node::config::StoreConfig::default();
     let report = {
-        let store = Store::open(&data, &cfg).expect("reopens");
+        let store = std::sync::Arc::new(Store::open(&data, &cfg).expect("reopens"));
         assert!(store.head_height().expect("head") >= head_before.height);
         verify_chain(&store, &genesis).expect("replays")
     };
@@ -85,19 +85,27 @@ async fn a_data_dir_of_another_chain_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accounts_that_disagree_with_the_head_block_are_refused_as_corruption() {
+async fn a_state_tree_that_disagrees_with_the_head_block_is_refused_as_corruption() {
     let n = InProcess::start().await;
     n.wait_height(2).await;
     let InProcess { dir, node, genesis } = n;
     node.shutdown().await.expect("clean shutdown");
-    // Forge a "committed" block whose state root the accounts table does not give.
+    // Forge a "committed" block whose state root the stored tree does not give.
     {
-        let store = Store::open(
-            &dir.path().join("data"),
-            &node::config::StoreConfig::default(),
-        )
-        .expect("reopens");
+        let store = std::sync::Arc::new(
+            Store::open(
+                &dir.path().join("data"),
+                &node::config::StoreConfig::default(),
+            )
+            .expect("reopens"),
+        );
         let head = store.head_height().expect("head");
+        let version = store.state_genesis_version().expect("version") + head.0;
+        let mut state =
+            ledger_core::state::State::open(store.clone(), head, version, None).expect("state");
+        let writes = state
+            .speculate(head.next(), vec![])
+            .expect("empty block's writes");
         let prev = store.block(head).expect("reads").expect("head block");
         let mut block = prev.clone();
         block.header.height = head.next();
@@ -118,7 +126,7 @@ async fn accounts_that_disagree_with_the_head_block_are_refused_as_corruption() 
                 hash,
                 commit: &cert,
                 tx_hashes: &[],
-                accounts: &[],
+                state: &writes,
             })
             .expect("writes");
     }
@@ -208,4 +216,67 @@ async fn full_node_applies_synced_blocks_and_ignores_a_bad_certificate() {
     assert_eq!(st["validator"], serde_json::Value::Null);
     drop(net);
     n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_stored_tree_version_that_differs_from_the_replay() {
+    let n = InProcess::start().await;
+    let chain = n.chain();
+    let tx = transfer(&chain, &account(0), account(1).address(), 5, 1, 0);
+    let (status, v) = n.post_json("/v1/transactions", &tx).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    n.wait_final(v["hash"].as_str().expect("hash")).await;
+    n.wait_height(n.node.head.borrow().height.0 + 1).await;
+    let InProcess { dir, node, genesis } = n;
+    node.shutdown().await.expect("clean shutdown");
+    let data = dir.path().join("data");
+    let cfg = node::config::StoreConfig::default();
+    let (head, version) = {
+        let store = std::sync::Arc::new(Store::open(&data, &cfg).expect("reopens"));
+        let report = verify_chain(&store, &genesis).expect("an untouched store verifies");
+        assert_eq!(report.state_versions_checked, report.height.0 + 1);
+        let head = store.head_height().expect("head");
+        (
+            head,
+            store.state_genesis_version().expect("version") + head.0,
+        )
+    };
+    // Replace the tree's root at the height before the head with the head's root node: the
+    // transfer changed the state in between, so that height's stored root is now wrong.
+    {
+        let names: Vec<&str> = node::store::Table::ALL.iter().map(|t| t.name()).collect();
+        let db =
+            rocksdb::DB::open_cf(&rocksdb::Options::default(), &data, names).expect("raw open");
+        let nodes = db.cf_handle("state_nodes").expect("state_nodes");
+        let root_key = |v: u64| {
+            let mut k = v.to_be_bytes().to_vec();
+            // The empty nibble path's encoding: length 0 (u64), no bytes (u32 length 0).
+            k.extend_from_slice(&[0u8; 12]);
+            k
+        };
+        let head_root = db
+            .get_cf(&nodes, root_key(version))
+            .expect("reads")
+            .expect("head root");
+        let mut changed = None;
+        for back in 1..=head.0 {
+            let old = db
+                .get_cf(&nodes, root_key(version - back))
+                .expect("reads")
+                .expect("kept");
+            if old != head_root {
+                db.put_cf(&nodes, root_key(version - back), &head_root)
+                    .expect("writes");
+                changed = Some(head.0 - back);
+                break;
+            }
+        }
+        assert!(changed.is_some(), "the transfer changed some earlier root");
+    }
+    let store = std::sync::Arc::new(Store::open(&data, &cfg).expect("reopens"));
+    let err = verify_chain(&store, &genesis).expect_err("a wrong stored root is found");
+    assert!(
+        matches!(err, node::verify::VerifyError::TreeRoot { .. }),
+        "{err}"
+    );
 }

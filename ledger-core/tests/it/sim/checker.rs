@@ -81,7 +81,7 @@ pub struct Canonical {
 }
 
 /// A state replayed from genesis, block by block.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Replay {
     pub state: State,
     pub parent: ParentBlock,
@@ -134,13 +134,13 @@ impl Replay {
     }
 
     pub fn nonce(&self, address: &Address) -> u64 {
-        self.state.get(address).nonce.0
+        self.state.get(address).map_or(0, |a| a.nonce.0)
     }
 }
 
 /// The supply is conserved: `state`'s total is the genesis supply.
 pub fn check_supply(state: &State, genesis: &Genesis) -> Result<(), String> {
-    let supply = state.total_supply();
+    let supply = state.total_supply().map_err(|e| e.to_string())?;
     let expected = u128::from(genesis.total_supply().0);
     if supply != expected {
         return Err(format!("total supply {supply}, genesis supply {expected}"));

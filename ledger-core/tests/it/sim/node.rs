@@ -411,7 +411,7 @@ impl SimNode {
     fn next_nonce_of(&self, address: &Address) -> u64 {
         self.engine
             .as_ref()
-            .map_or(0, |e| e.state().get(address).nonce.0)
+            .map_or(0, |e| e.state().get(address).map_or(0, |a| a.nonce.0))
     }
 
     fn perform(&mut self, ctx: &mut Ctx<'_>, effect: Effect, pending: &mut VecDeque<Event>) {

@@ -42,7 +42,7 @@ pub struct Replay {
 impl Replay {
     pub fn new(genesis: &Genesis) -> Replay {
         let state = genesis.initial_state();
-        let history = History::new(state.accounts_sorted());
+        let history = History::new(genesis.initial_accounts());
         Replay {
             genesis: genesis.clone(),
             genesis_supply: u128::from(genesis.total_supply().0),
@@ -191,7 +191,14 @@ impl Replay {
         }
         let changes = overlay.into_changes();
         let mut accounts: std::collections::BTreeMap<Address, Account> =
-            self.state.accounts_sorted().into_iter().collect();
+            match self.state.accounts_sorted() {
+                Ok(all) => all.into_iter().collect(),
+                Err(e) => {
+                    self.fail(height, format!("reading the replayed state: {e}"));
+                    self.stopped = true;
+                    return;
+                }
+            };
         accounts.extend(changes.iter().copied());
         match LedgerState::from_accounts(accounts) {
             Ok(state) => self.state = state,
@@ -222,12 +229,16 @@ impl Replay {
             hash: b.header.hash(),
             timestamp_ms: b.header.timestamp_ms,
         };
-        if let Some(v) = check_supply(
-            b.header.height.0,
-            self.state.total_supply(),
-            self.genesis_supply,
-        ) {
-            self.violations.push(v);
+        match self.state.total_supply() {
+            Ok(supply) => {
+                if let Some(v) = check_supply(b.header.height.0, supply, self.genesis_supply) {
+                    self.violations.push(v);
+                }
+            }
+            Err(e) => self.fail(
+                b.header.height.0,
+                format!("reading the replayed state: {e}"),
+            ),
         }
     }
 }

@@ -30,9 +30,9 @@ pub struct InvalidProposer {
 
 /// A transfer of `amount` signed by the byzantine node's own key, at its next nonce.
 pub fn own_transfer(me: &Me<'_>, ctx: &Ctx<'_>, amount: u64) -> SignedTransaction {
-    let nonce = me
-        .engine
-        .map_or(0, |e| e.state().get(&me.key.address()).nonce.0);
+    let nonce = me.engine.map_or(0, |e| {
+        e.state().get(&me.key.address()).map_or(0, |a| a.nonce.0)
+    });
     Transaction {
         chain_id: ctx.world.chain_id.clone(),
         from: me.key.public(),
