@@ -27,7 +27,7 @@ use crate::net_types::{
     SYNC_INBOUND_QUEUE_MSGS, SYNC_REFUSED_QUEUE_MSGS,
 };
 use crate::network::PeerInfo;
-use crate::store::{Store, StoreError};
+use crate::store::{InitError, Store, StoreError};
 
 /// Why the node could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -127,10 +127,13 @@ fn load_chain(cfg: &Config, genesis: &Genesis) -> Result<(Arc<Store>, State, Hea
         })
     })?;
     let store = Arc::new(Store::open(&cfg.data_dir, &cfg.store)?);
-    if !store.check_genesis(genesis.hash())? {
-        let state = State::load(store.clone(), &genesis.initial_accounts())
-            .map_err(|e| NodeError::Corrupt(format!("writing the genesis state: {e}")))?;
-        store.init_genesis(genesis.hash(), state.version())?;
+    let initialised = store
+        .initialise(genesis.hash(), &genesis.initial_accounts())
+        .map_err(|e| match e {
+            InitError::Store(e) => NodeError::Store(e),
+            InitError::State(e) => NodeError::Corrupt(format!("writing the genesis state: {e}")),
+        })?;
+    if initialised.is_some() {
         tracing::info!(genesis = %genesis.hash(), chain = %genesis.chain_id(), "initialised a new data dir");
     }
     let height = store.head_height()?;

@@ -297,20 +297,46 @@ impl State {
             head: self.height,
         };
         let version = self.version_of(height).ok_or(not_kept.clone())?;
-        let view = TreeView { state: self };
-        match Sha256Jmt::new(&view).get_root_hash_option(version) {
-            Ok(Some(root)) => Ok(Hash(root.0)),
-            Ok(None) => Err(not_kept),
-            Err(e) => Err(tree_error(e)),
+        match self.with_tree(|tree| tree.get_root_hash_option(version))? {
+            Some(root) => Ok(Hash(root.0)),
+            None => Err(not_kept),
         }
     }
 
     fn root_at_version(&self, version: Version) -> Result<Hash, StateError> {
-        let view = TreeView { state: self };
-        let root = Sha256Jmt::new(&view)
-            .get_root_hash(version)
-            .map_err(tree_error)?;
+        let root = self.with_tree(|tree| tree.get_root_hash(version))?;
         Ok(Hash(root.0))
+    }
+
+    /// Runs `f` on the tree over this state. jmt unwraps some reads (the siblings of a proof) and
+    /// asserts its own invariants: a store error or a corrupt node becomes a `StateError` here,
+    /// not a panic of the caller's thread (the node's consensus driver).
+    fn with_tree<T>(
+        &self,
+        f: impl FnOnce(&Sha256Jmt<'_, TreeView<'_>>) -> anyhow::Result<T>,
+    ) -> Result<T, StateError> {
+        let view = TreeView {
+            state: self,
+            error: std::sync::Mutex::new(None),
+        };
+        let tree = Sha256Jmt::new(&view);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tree)));
+        let store_error = view.error.lock().ok().and_then(|mut e| e.take());
+        match outcome {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(store_error.map_or_else(|| tree_error(e), StateError::Store)),
+            Err(panic) => Err(store_error.map_or_else(
+                || {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic");
+                    StateError::Tree(format!("the tree code failed: {what}"))
+                },
+                StateError::Store,
+            )),
+        }
     }
 
     /// The store under this state.
@@ -410,19 +436,18 @@ impl State {
             height,
             head: self.height,
         })?;
-        let view = TreeView { state: self };
-        let (value, proof) = Sha256Jmt::new(&view)
-            .get_with_proof(key_of(address), version)
-            .map_err(|e| {
-                if e.downcast_ref::<jmt::MissingRootError>().is_some() {
-                    StateError::HeightNotKept {
-                        height,
-                        head: self.height,
-                    }
-                } else {
-                    tree_error(e)
-                }
-            })?;
+        // A version whose root is gone was pruned.
+        if self
+            .with_tree(|tree| tree.get_root_hash_option(version))?
+            .is_none()
+        {
+            return Err(StateError::HeightNotKept {
+                height,
+                head: self.height,
+            });
+        }
+        let (value, proof) =
+            self.with_tree(|tree| tree.get_with_proof(key_of(address), version))?;
         let account = match value {
             None => Account::EMPTY,
             Some(bytes) => codec::decode(&bytes).map_err(|e| {
@@ -455,28 +480,25 @@ impl State {
         } else {
             accounts.iter().map(one).collect()
         };
-        let view = TreeView { state: self };
-        let tree = Sha256Jmt::new(&view);
         // The batch insertion is about twice as fast, but takes neither deletions nor an empty
         // set. Deletions do not happen under the ledger's rules (an account that existed keeps a
         // balance or a nonce), so every non-empty block takes the fast path; both give the same
-        // tree (a property test checks it).
-        let (root, batch) = if !set.is_empty() && set.iter().all(|(_, v)| v.is_some()) {
+        // tree (a test checks it).
+        let (root, mut batch) = if !set.is_empty() && set.iter().all(|(_, v)| v.is_some()) {
             let set: Vec<(KeyHash, OwnedValue)> =
                 set.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
-            let (roots, batch) = tree
-                .batch_put_value_sets(vec![set], None, version)
-                .map_err(tree_error)?;
+            let (roots, batch) =
+                self.with_tree(|tree| tree.batch_put_value_sets(vec![set], None, version))?;
             (roots.first().copied(), batch)
         } else {
-            let (root, batch) = tree.put_value_set(set, version).map_err(tree_error)?;
+            let (root, batch) = self.with_tree(|tree| tree.put_value_set(set, version))?;
             (Some(root), batch)
         };
         let root = root.ok_or_else(|| StateError::Tree("no root for the new version".into()))?;
-        let mut batch = batch;
-        if accounts.is_empty() && version > 0 {
-            // jmt copies the root to the new version when nothing changes, without saying the old
-            // copy is stale: say it, or a store that prunes keeps one node per empty block.
+        if version > 0 {
+            // Every version has its own root node, so the previous one is stale from this version
+            // on. jmt does not say so when nothing changed (it copies the root) or when the old
+            // root was the empty tree's: say it, or a store that prunes keeps those forever.
             batch.stale_node_index_batch.insert(StaleNodeIndex {
                 stale_since_version: version,
                 node_key: root_key(version - 1)?,
@@ -588,6 +610,19 @@ pub fn checked_accounts(
 /// The tree as jmt reads it: unpersisted blocks first, then the store.
 struct TreeView<'s> {
     state: &'s State,
+    /// The first error the store returned: jmt may turn it into a panic or its own message.
+    error: std::sync::Mutex<Option<StoreError>>,
+}
+
+impl TreeView<'_> {
+    fn record<T>(&self, r: Result<T, StoreError>) -> anyhow::Result<T> {
+        r.map_err(|e| {
+            if let Ok(mut first) = self.error.lock() {
+                first.get_or_insert_with(|| e.clone());
+            }
+            anyhow::Error::new(e)
+        })
+    }
 }
 
 impl TreeReader for TreeView<'_> {
@@ -597,7 +632,7 @@ impl TreeReader for TreeView<'_> {
                 return Ok(Some(node.clone()));
             }
         }
-        Ok(self.state.store.tree_node(node_key)?)
+        self.record(self.state.store.tree_node(node_key))
     }
 
     fn get_value_option(
@@ -612,7 +647,7 @@ impl TreeReader for TreeView<'_> {
                 return Ok(value.cloned());
             }
         }
-        Ok(self.state.store.tree_value(max_version, &key_hash)?)
+        self.record(self.state.store.tree_value(max_version, &key_hash))
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {

@@ -10,4 +10,5 @@ mod genesis_errors;
 mod ledger_props;
 mod sim;
 mod speccheck;
+mod state_review;
 mod wire_vectors;

@@ -45,12 +45,13 @@
 mod tables;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{Node, NodeKey};
 use jmt::{KeyHash, OwnedValue, Version};
 use ledger_core::codec;
-use ledger_core::state::{Account, StateStore, StateWrites};
+use ledger_core::state::{Account, State, StateError, StateStore, StateWrites};
 use ledger_core::{
     Address, Block, CommitCertificate, CommittedBlock, Hash, Height, SignedTransaction, TimestampMs,
 };
@@ -144,6 +145,15 @@ impl StoreError {
             reason: reason.to_string(),
         }
     }
+}
+
+/// Why a store could not be initialised with a genesis.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the genesis state: {0}")]
+    State(#[from] StateError),
 }
 
 /// What one committed block changes, written atomically by [`Store::commit_block`].
@@ -748,9 +758,10 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a state's writes to `batch`: accounts, tree nodes and values, and (for a block, `stale`)
-    /// the pruning index of what they replace.
-    fn put_state(&self, batch: &mut WriteBatch, w: &StateWrites, stale: bool) {
+    /// Adds a state's writes to `batch`: accounts, tree nodes and values, and the pruning index of
+    /// the nodes they replace (and, for a block, `stale_values`, of the values: a genesis chunk
+    /// writes each key once).
+    fn put_state(&self, batch: &mut WriteBatch, w: &StateWrites, stale_values: bool) {
         for (addr, acc) in &w.accounts {
             // The empty account does not exist (the state tree has no leaf for it either).
             if acc.is_empty() {
@@ -773,7 +784,7 @@ impl Store {
                 tables::state_value_key(key_hash, *version),
                 value.as_deref().unwrap_or_default(),
             );
-            if stale {
+            if stale_values {
                 batch.put_cf(
                     self.cf(Table::StateStale),
                     tables::state_stale_key(*version, tables::STALE_VALUE, &key_hash.0),
@@ -781,19 +792,73 @@ impl Store {
                 );
             }
         }
-        if stale {
-            for s in &w.tree.stale_node_index_batch {
-                batch.put_cf(
-                    self.cf(Table::StateStale),
-                    tables::state_stale_key(
-                        s.stale_since_version,
-                        tables::STALE_NODE,
-                        &tables::state_node_key(&s.node_key),
-                    ),
-                    [],
-                );
+        for s in &w.tree.stale_node_index_batch {
+            batch.put_cf(
+                self.cf(Table::StateStale),
+                tables::state_stale_key(
+                    s.stale_since_version,
+                    tables::STALE_NODE,
+                    &tables::state_node_key(&s.node_key),
+                ),
+                [],
+            );
+        }
+    }
+
+    /// Initialises the store with a genesis (its hash, and its accounts sorted by address) unless
+    /// it already is: clears what an unfinished earlier load left, writes the genesis state
+    /// through `State::load` (in chunks), then marks the store initialised in one synced batch.
+    /// Returns the state at height 0, or `None` if the store was initialised already (with this
+    /// genesis; another one is an error).
+    pub fn initialise(
+        self: &Arc<Store>,
+        genesis_hash: Hash,
+        accounts: &[(Address, Account)],
+    ) -> Result<Option<State>, InitError> {
+        if self.check_genesis(genesis_hash)? {
+            return Ok(None);
+        }
+        self.clear_unfinished_genesis()?;
+        let state = State::load(self.clone(), accounts)?;
+        self.init_genesis(genesis_hash, state.version())?;
+        Ok(Some(state))
+    }
+
+    /// Deletes whatever a genesis load that did not finish left in the accounts and state tables
+    /// (a crash before [`Store::init_genesis`]), so that loading a genesis, maybe another one,
+    /// starts from nothing. Refuses on an initialised store.
+    pub fn clear_unfinished_genesis(&self) -> Result<(), StoreError> {
+        if self.genesis_hash()?.is_some() {
+            return Err(StoreError::corrupt(
+                Table::Meta,
+                tables::META_GENESIS,
+                "the store is initialised; its state is not a leftover",
+            ));
+        }
+        let mut batch = WriteBatch::default();
+        let mut any = false;
+        for t in [
+            Table::Accounts,
+            Table::StateNodes,
+            Table::StateValues,
+            Table::StateStale,
+        ] {
+            if self
+                .db
+                .iterator_cf(self.cf(t), IteratorMode::Start)
+                .next()
+                .is_some()
+            {
+                // Every key of these tables is shorter than 128 bytes.
+                batch.delete_range_cf(self.cf(t), &[][..], &[0xffu8; 128][..]);
+                any = true;
             }
         }
+        if any {
+            tracing::warn!("deleting the state of a genesis load that did not finish");
+            self.db.write_opt(batch, &synced())?;
+        }
+        Ok(())
     }
 
     /// Adds to `batch` the deletion of what no kept version needs once `version` is the newest:
@@ -1009,3 +1074,5 @@ impl StateStore for Store {
         false
     }
 }
+#[cfg(test)]
+mod review_tests;

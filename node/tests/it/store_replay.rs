@@ -226,7 +226,9 @@ async fn verify_finds_a_stored_tree_version_that_differs_from_the_replay() {
     let (status, v) = n.post_json("/v1/transactions", &tx).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     n.wait_final(v["hash"].as_str().expect("hash")).await;
-    n.wait_height(n.node.head.borrow().height.0 + 1).await;
+    // Read the head first: a watch borrow held across the wait would block the driver.
+    let next = n.node.head.borrow().height.0 + 1;
+    n.wait_height(next).await;
     let InProcess { dir, node, genesis } = n;
     node.shutdown().await.expect("clean shutdown");
     let data = dir.path().join("data");
