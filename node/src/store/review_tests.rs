@@ -106,7 +106,7 @@ fn commit_changes(
 /// A deterministic pseudo-random change set for block `h`: some existing accounts change, a new
 /// one appears every few blocks, every seventh block is empty.
 fn changes_for(h: u64, known: &BTreeMap<Address, Account>) -> Vec<(Address, Account)> {
-    if h % 7 == 0 {
+    if h.is_multiple_of(7) {
         return vec![];
     }
     let mut out: BTreeMap<Address, Account> = BTreeMap::new();
@@ -120,7 +120,7 @@ fn changes_for(h: u64, known: &BTreeMap<Address, Account>) -> Vec<(Address, Acco
         let old = known[&a];
         out.insert(a, acc(old.balance.0 + h, old.nonce.0 + 1));
     }
-    if h % 3 == 0 {
+    if h.is_multiple_of(3) {
         out.insert(addr(1000 + h as u32), acc(h, 0));
     }
     out.into_iter().collect()
