@@ -11,10 +11,12 @@
 //!   commit.
 //!
 //! Nothing here reads a clock: the proposer's and the validator's `now` come in as arguments. The
-//! state is never cloned: execution runs on a [`StateOverlay`] over the parent state, and the
-//! post-state root is computed by applying the changes to the state's tree speculatively (see
-//! [`crate::state`]), which is why the functions take `&mut State` although the committed state
-//! is unchanged when they return (except [`replay_block`], which commits).
+//! state is never cloned: execution runs on a [`StateOverlay`] over the parent state (its accounts
+//! read in one batch), and the post-state root comes from the tree's writes computed against the
+//! committed version without writing them ([`State::speculate`]). The functions take `&mut State`
+//! only to remember that computation, so validating a block just built costs no second tree
+//! update; the committed state is unchanged when they return (except [`replay_block`], which
+//! commits).
 
 use rayon::prelude::*;
 
