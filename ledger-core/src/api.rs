@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::block::BlockHeader;
 use crate::hash::Hash;
+use crate::merkle::InclusionProof;
 use crate::tx::{SignedTransaction, TxError};
 use crate::types::{Address, Amount, ChainId, Height, Nonce, TimestampMs};
 use crate::vote::CommitCertificate;
@@ -224,6 +225,69 @@ pub struct StatusResponse {
     /// none (then show base units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<crate::units::Token>,
+}
+
+/// The format of the proof answers below. A client refuses a format it does not know instead of
+/// guessing; a change to the layout of any proof, header or certificate bumps it.
+pub const PROOF_FORMAT: u32 = 1;
+
+/// Upper bound on the encoded state proof of one account, in bytes: at most 256 siblings of at
+/// most 65 bytes each, a 65-byte leaf and the length prefix. Honest proofs are far smaller
+/// (about 1.4 kB in a tree of 10^6 accounts).
+pub const MAX_STATE_PROOF_BYTES: usize = 4 + 256 * 65 + 65;
+
+/// `GET /v1/accounts/{address}/proof[?height=h]`: an account's balance and nonce at a final height,
+/// with what it takes to check them without trusting the node. The state proof shows the value
+/// (or the account's absence, as balance 0 and nonce 0) under `header.state_root`; the certificate
+/// shows more than two thirds of the validators' power signed that header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountProofResponse {
+    /// [`PROOF_FORMAT`].
+    pub format: u32,
+    /// The chain the node says it serves (checked by the client against its own trust root).
+    pub chain_id: ChainId,
+    pub genesis_hash: Hash,
+    pub address: Address,
+    /// Zero for an account that does not exist.
+    pub balance: Amount,
+    /// The nonce the next final transaction must carry.
+    pub nonce: Nonce,
+    /// The final height the value is read at: the header's height.
+    pub height: Height,
+    pub header: BlockHeader,
+    /// The certificate that made `header` final.
+    pub commit: CommitCertificate,
+    /// The canonical (borsh) encoding of the state-tree proof, in hex: a Jellyfish Merkle proof
+    /// over SHA-256 (`leaf: Option<(key_hash, value_hash)>`, then the siblings from the leaf up,
+    /// each `0` null, `1 left right` internal or `2 key_hash value_hash` leaf). At most
+    /// [`MAX_STATE_PROOF_BYTES`] bytes.
+    #[serde(with = "crate::tx::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "hex"))]
+    pub proof: Vec<u8>,
+}
+
+/// `GET /v1/transactions/{hash}/proof`: a final transaction, with its inclusion proof against the
+/// `tx_root` of the block that holds it, that block's header and its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TxProofResponse {
+    /// [`PROOF_FORMAT`].
+    pub format: u32,
+    pub chain_id: ChainId,
+    pub genesis_hash: Hash,
+    pub hash: Hash,
+    pub transaction: SignedTransaction,
+    pub height: Height,
+    /// Position in the block.
+    pub index: u32,
+    pub header: BlockHeader,
+    /// The certificate that made `header` final.
+    pub commit: CommitCertificate,
+    /// RFC 6962 audit path of the transaction hash, deepest sibling first; `index` and `total`
+    /// repeat the position and the block's transaction count. At most 64 siblings.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub proof: InclusionProof,
 }
 
 /// Every error answer: `{ "code": "...", "message": "...", ...fields }`.

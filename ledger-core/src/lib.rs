@@ -14,6 +14,8 @@
 //! - [`params`]: consensus parameters fixed in genesis.
 //! - [`consensus`]: the Tendermint state machine; [`engine`]: the consensus driver around it
 //!   (block production, validation, commit, sync) without I/O, run by the node and the simulator.
+//! - [`light`]: the light-client check of a served account or transaction (header, certificate,
+//!   proof) against a trusted genesis, for the wallet and anyone who does not trust the node.
 //! - [`api`]: the JSON types of the node's HTTP API, shared with the wallet and the testnet; with the
 //!   feature `openapi`, their OpenAPI schemas (`openapi`).
 
@@ -25,6 +27,7 @@ pub mod crypto;
 pub mod engine;
 pub mod genesis;
 pub mod hash;
+pub mod light;
 pub mod merkle;
 #[cfg(feature = "openapi")]
 pub mod openapi;

@@ -8,6 +8,7 @@ mod engine;
 mod engine_limits;
 mod genesis_errors;
 mod ledger_props;
+mod light;
 mod sim;
 mod speccheck;
 mod state_review;
