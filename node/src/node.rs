@@ -266,6 +266,7 @@ pub async fn start(
             genesis_time_ms: genesis.genesis_time_ms(),
             validators: genesis.validators().clone(),
             validator,
+            genesis_json: genesis.to_json().into(),
             token: genesis.token().cloned(),
         }),
         limits: Arc::new(cfg.api.clone()),

@@ -57,6 +57,8 @@ pub struct ChainInfo {
     pub validators: ValidatorSet,
     /// This node's validator address, if it has a key.
     pub validator: Option<Address>,
+    /// The genesis as JSON (`Genesis::to_json`), served at `/v1/genesis`.
+    pub genesis_json: axum::body::Bytes,
     /// The genesis's display unit, if it names one.
     pub token: Option<ledger_core::units::Token>,
 }
@@ -140,7 +142,9 @@ pub fn router_with(ctx: ApiContext, extra: Router) -> Router {
         .route("/transactions", post(routes::submit_tx))
         .route("/transactions/batch", post(routes::submit_batch))
         .route("/transactions/{hash}", get(routes::get_tx))
+        .route("/transactions/{hash}/proof", get(routes::get_tx_proof))
         .route("/accounts/{address}", get(routes::get_account))
+        .route("/accounts/{address}/proof", get(routes::get_account_proof))
         .route(
             "/accounts/{address}/transactions",
             get(routes::get_account_txs),
@@ -151,6 +155,7 @@ pub fn router_with(ctx: ApiContext, extra: Router) -> Router {
         .route("/blocks/{height}", get(routes::get_block))
         .route("/status", get(routes::status))
         .route("/validators", get(routes::validators))
+        .route("/genesis", get(routes::genesis))
         .route("/peers", get(routes::peers))
         .route("/events", get(routes::events))
         .route("/openapi.json", get(openapi::serve));

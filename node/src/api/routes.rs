@@ -12,8 +12,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use ledger_core::api::{
-    AccountResponse, AccountTx, AccountTxsResponse, BlockResponse, BlockTx, StatusResponse,
-    SubmitTxResponse, TxCursor, TxResponse, TxStatus,
+    AccountProofResponse, AccountResponse, AccountTx, AccountTxsResponse, BlockResponse, BlockTx,
+    PROOF_FORMAT, StatusResponse, SubmitTxResponse, TxCursor, TxProofResponse, TxResponse,
+    TxStatus,
 };
 use ledger_core::{
     Address, Block, CommitCertificate, Hash, Height, SignedTransaction, ValidatorSet,
@@ -22,11 +23,17 @@ use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::ApiContext;
+use std::sync::Arc;
+
+use ledger_core::light::encode_state_proof;
+use ledger_core::merkle::prove_inclusion;
+use ledger_core::state::{State as LedgerState, StateError, StateStore};
+
 use super::error::{ApiFailure, parse_json};
+use super::{ApiContext, ChainInfo};
 use crate::mempool::{AdmitError, Admitted, PoolStatus};
 use crate::network::PeerInfo;
-use crate::store::{MAX_ACCOUNT_TXS, TxLocation};
+use crate::store::{MAX_ACCOUNT_TXS, Store, TxLocation};
 
 // ---------------------------------------------------------------------------------------------
 // Parsing path parameters.
@@ -323,6 +330,69 @@ pub async fn get_tx(
     }
 }
 
+#[utoipa::path(get, path = "/v1/transactions/{hash}/proof", tag = "transactions",
+    params(("hash" = Hash, Path, description = "Transaction hash")),
+    responses(
+        (status = 200, description = "A final transaction with its inclusion proof against the `tx_root` of its block, that block's header and the header's commit certificate (`ledger_core::light`). `format` is 1; the audit path has at most 64 hashes.", body = TxProofResponse),
+        (status = 400, description = "invalid_hash", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found: no final transaction with that hash (it may still be pending: see /v1/transactions/{hash})", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_tx_proof(
+    State(ctx): State<ApiContext>,
+    Path(hash): Path<String>,
+) -> Result<Json<TxProofResponse>, ApiFailure> {
+    let hash = parse_hash(&hash)?;
+    let chain = ctx.chain.clone();
+    ctx.read(move |s| Ok(tx_proof(s, &chain, &hash)))
+        .await?
+        .map(Json)
+}
+
+/// The transaction answer, read from the store (on a blocking thread).
+fn tx_proof(s: &Store, chain: &ChainInfo, hash: &Hash) -> Result<TxProofResponse, ApiFailure> {
+    let Some(loc) = s.tx_location(hash)? else {
+        return Err(ApiFailure::not_found("final transaction"));
+    };
+    let (Some(block), Some(commit)) = (s.block(loc.height)?, s.cert(loc.height)?) else {
+        return Err(ApiFailure::internal(
+            "transaction proof",
+            &format!("block or certificate {} missing", loc.height),
+        ));
+    };
+    let hashes: Vec<Hash> = block.txs.iter().map(SignedTransaction::hash).collect();
+    let index = loc.index as usize;
+    let (Some(proof), Some(transaction)) = (
+        prove_inclusion(&hashes, index),
+        block.txs.get(index).cloned(),
+    ) else {
+        return Err(ApiFailure::internal(
+            "transaction proof",
+            &format!("index {index} outside block {}", loc.height),
+        ));
+    };
+    if hashes[index] != *hash {
+        return Err(ApiFailure::internal(
+            "transaction proof",
+            &format!(
+                "the index points at another transaction in block {}",
+                loc.height
+            ),
+        ));
+    }
+    Ok(TxProofResponse {
+        format: PROOF_FORMAT,
+        chain_id: chain.chain_id.clone(),
+        genesis_hash: chain.genesis_hash,
+        hash: *hash,
+        transaction,
+        height: loc.height,
+        index: loc.index,
+        header: block.header,
+        commit,
+        proof,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Accounts.
 
@@ -356,6 +426,113 @@ pub async fn get_account(
         nonce: account.nonce,
         next_nonce,
     }))
+}
+
+/// `GET /v1/accounts/{address}/proof?height=` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofQuery {
+    /// The final height to read at; the head when absent.
+    pub height: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{address}/proof", tag = "accounts",
+    params(
+        ("address" = Address, Path, description = "Account address (ldg1...)"),
+        ("height" = Option<u64>, Query, minimum = 1, description = "A final height (default: the head). Heights older than the node's `state_versions_kept` are gone (410)."),
+    ),
+    responses(
+        (status = 200, description = "The account's balance and nonce at a final height (zero for an unused address) with its state-tree proof, the header it is proven against and that header's commit certificate: enough to check it against the genesis without trusting this node (`ledger_core::light`). `format` is 1; the proof is the hex of its canonical encoding, at most 16,709 bytes.", body = AccountProofResponse),
+        (status = 400, description = "invalid_address, invalid_height", body = super::openapi::ErrorBody),
+        (status = 404, description = "not_found: the height is above the head, or the chain has no final block yet", body = super::openapi::ErrorBody),
+        (status = 410, description = "height_not_kept: the state at that height was pruned (`oldest_kept` says which is kept)", body = super::openapi::ErrorBody),
+    ))]
+pub async fn get_account_proof(
+    State(ctx): State<ApiContext>,
+    Path(address): Path<String>,
+    query: Result<Query<ProofQuery>, QueryRejection>,
+) -> Result<Json<AccountProofResponse>, ApiFailure> {
+    let address = parse_address(&address)?;
+    let Query(q) = query?;
+    let store = ctx.store.clone();
+    let chain = ctx.chain.clone();
+    ctx.read(move |s| Ok(account_proof(&store, s, &chain, &address, q.height)))
+        .await?
+        .map(Json)
+}
+
+/// The account answer, read from the store (on a blocking thread).
+fn account_proof(
+    store: &Arc<Store>,
+    s: &Store,
+    chain: &ChainInfo,
+    address: &Address,
+    height: Option<u64>,
+) -> Result<AccountProofResponse, ApiFailure> {
+    let head = s.head_height()?;
+    if head == Height(0) {
+        return Err(no_final_block());
+    }
+    let height = match height {
+        None => head,
+        Some(0) => {
+            return Err(ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_height",
+                "height 0 is the genesis, which has no header to prove against; ask for 1 or above",
+            ));
+        }
+        Some(h) if h > head.0 => {
+            return Err(ApiFailure::not_found("final block at that height")
+                .with_field("height", h)
+                .with_field("head", head.0));
+        }
+        Some(h) => Height(h),
+    };
+    let (Some(header), Some(commit)) = (s.header(height)?, s.cert(height)?) else {
+        return Err(ApiFailure::internal(
+            "account proof",
+            &format!("block or certificate {height} missing below the head {head}"),
+        ));
+    };
+    let version = s.state_genesis_version()? + head.0;
+    let state_store: Arc<dyn StateStore> = store.clone();
+    let proof = LedgerState::open(state_store, head, version, None)
+        .and_then(|state| state.prove_at(address, height))
+        .map_err(|e| match e {
+            StateError::HeightNotKept { .. } => ApiFailure::new(
+                StatusCode::GONE,
+                "height_not_kept",
+                format!("this node no longer keeps the state at height {height}"),
+            )
+            .with_field("height", height.0)
+            .with_field("head", head.0),
+            other => ApiFailure::internal("account proof", &other),
+        })?;
+    // A proof that does not match our own header is corruption; never serve it.
+    proof
+        .verify(&header.state_root)
+        .map_err(|e| ApiFailure::internal("account proof against the stored header", &e))?;
+    Ok(AccountProofResponse {
+        format: PROOF_FORMAT,
+        chain_id: chain.chain_id.clone(),
+        genesis_hash: chain.genesis_hash,
+        address: *address,
+        balance: proof.account.balance,
+        nonce: proof.account.nonce,
+        height,
+        header,
+        commit,
+        proof: encode_state_proof(&proof.proof),
+    })
+}
+
+fn no_final_block() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "the chain has no final block yet; try again in a second",
+    )
 }
 
 /// `GET /v1/accounts/{address}/transactions?limit=&before=` query.
@@ -629,6 +806,16 @@ pub async fn status(State(ctx): State<ApiContext>) -> Result<Json<StatusResponse
         version: env!("CARGO_PKG_VERSION").to_string(),
         token: ctx.chain.token.clone(),
     }))
+}
+
+#[utoipa::path(get, path = "/v1/genesis", tag = "chain",
+    responses((status = 200, description = "The genesis this node runs, as its genesis.json: a client that pinned the genesis hash fetches it here, checks its hash (SHA-256 of its canonical encoding) and trusts its validators from then on", body = Object)))]
+pub async fn genesis(State(ctx): State<ApiContext>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        ctx.chain.genesis_json.clone(),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/v1/validators", tag = "chain",

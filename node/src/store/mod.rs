@@ -53,7 +53,8 @@ use jmt::{KeyHash, OwnedValue, Version};
 use ledger_core::codec;
 use ledger_core::state::{Account, State, StateError, StateStore, StateWrites};
 use ledger_core::{
-    Address, Block, CommitCertificate, CommittedBlock, Hash, Height, SignedTransaction, TimestampMs,
+    Address, Block, BlockHeader, CommitCertificate, CommittedBlock, Hash, Height,
+    SignedTransaction, TimestampMs,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
@@ -482,6 +483,19 @@ impl Store {
 
     pub fn block(&self, height: Height) -> Result<Option<Block>, StoreError> {
         self.get_decoded(Table::Blocks, &height_key(height))
+    }
+
+    /// The header of the block at `height`, decoded from the front of the stored block without
+    /// decoding its transactions (a block is its header, then its body).
+    pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
+        let t = Table::Blocks;
+        let key = height_key(height);
+        match self.db.get_pinned_cf(self.cf(t), key)? {
+            None => Ok(None),
+            Some(bytes) => BlockHeader::deserialize(&mut &bytes[..])
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(t, &key, e)),
+        }
     }
 
     pub fn cert(&self, height: Height) -> Result<Option<CommitCertificate>, StoreError> {
