@@ -9,6 +9,7 @@ mod explorer_browser;
 mod http_limits;
 mod multihost;
 mod netns;
+mod proofs;
 mod resolv;
 mod rogue;
 mod store_replay;
