@@ -92,8 +92,13 @@ fn main() {
             .sign(genesis.chain_id(), &key)
         })
         .collect();
-    let commit =
-        CommitCertificate::from_precommits(header.height, Round(0), hash, genesis.validators(), &votes);
+    let commit = CommitCertificate::from_precommits(
+        header.height,
+        Round(0),
+        hash,
+        genesis.validators(),
+        &votes,
+    );
 
     // Present accounts are spread over the whole state; absent ones are beyond it.
     let asked: Vec<Address> = (0..ASKED)
@@ -173,7 +178,11 @@ fn main() {
     );
     println!(
         "light_{}: proof_bytes_median={} proof_bytes_max={} answer_json_bytes_median={} verify_us_median={:.0} verify_us_p99={:.0} header_us_median={:.0}",
-        if accounts == 1_000_000 { "1m".to_string() } else { accounts.to_string() },
+        if accounts == 1_000_000 {
+            "1m".to_string()
+        } else {
+            accounts.to_string()
+        },
         median(&proof_bytes),
         proof_bytes[proof_bytes.len() - 1],
         median(&json_bytes),
