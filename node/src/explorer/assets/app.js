@@ -6,8 +6,12 @@
 //   2. the API client (JSON that keeps u64 amounts exact, timeouts, typed errors);
 //   3. the live model: a bounded cache of recent blocks fed by `/v1/events` (Server-Sent Events),
 //      with polling of `/v1/status` when the stream is unavailable;
-//   4. the hash router (`#/block/12`, `#/tx/<hash>`, `#/account/<addr>`, `#/search/<q>`);
-//   5. one function per page.
+//   4. verified reads: the trust root (a genesis, pinned) and the check of account and transaction
+//      answers against it (`verify.js`, a port of ledger-core's `light.rs`);
+//   5. the hash router (`#/block/12`, `#/tx/<hash>`, `#/account/<addr>`, `#/search/<q>`);
+//   6. one function per page.
+
+import * as verify from './verify.js?v=__VERIFY_VERSION__';
 
 // ---------------------------------------------------------------------------------------------
 // 1. Limits and helpers
@@ -737,6 +741,19 @@ function connectEvents() {
 }
 
 function startLive() {
+  // A page left for another (or kept in the back/forward cache) gives its event stream back: a
+  // browser holds at most six connections per server over HTTP/1.1, and a stream left open by
+  // each page visited would soon take them all.
+  window.addEventListener('pagehide', () => {
+    clearTimeout(feed.sseTimer);
+    if (feed.es) {
+      feed.es.close();
+      feed.es = null;
+    }
+  });
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted) connectEvents();
+  });
   refreshStatus();
   refreshValidators();
   refreshPeers();
@@ -752,7 +769,172 @@ function startLive() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Router
+// 4. Verified reads
+//
+// The account and transaction pages do not take the node's word: they fetch the value with its
+// proof, the header it is proven against and that header's commit certificate, and check all of it
+// in the browser against the chain's genesis (the trust root). The genesis is trusted because its
+// hash is known: given in the page address (`?genesis=<hash>`), or else pinned in this browser's
+// storage, per chain id, on the first visit (trust on first use: a node that later serves another
+// genesis under that chain id is reported loudly and not believed). Ed25519 is WebCrypto's where
+// the page is a secure context, else the vendored @noble/ed25519 (`?verifier=noble` forces it).
+
+const GENESIS_PIN_PREFIX = 'ledger-explorer/genesis/';
+let trustPromise = null;
+
+function pageParams() {
+  return new URLSearchParams(location.search);
+}
+
+/** The trust root, loaded once per page load: {tools, trust, source: 'url' | 'pinned' | 'first-visit'}. */
+function trustRoot() {
+  if (!trustPromise) {
+    trustPromise = loadTrustRoot().catch((e) => {
+      trustPromise = null;
+      throw e;
+    });
+  }
+  return trustPromise;
+}
+
+async function loadTrustRoot() {
+  const params = pageParams();
+  const tools = await verify.loadTools({ preferFallback: params.get('verifier') === 'noble' });
+  const r = await api('/v1/genesis');
+  if (!r.ok) throw new verify.VerifyError('genesis', `the node did not serve its genesis (${r.error.message})`);
+  const g = r.data;
+  const actual = verify.genesisHash(tools, g);
+  const chain = String(g.chain_id);
+  const given = params.get('genesis');
+  if (given != null) {
+    const want = given.trim().toLowerCase().replace(/^0x/, '');
+    if (!/^[0-9a-f]{64}$/.test(want)) throw new verify.VerifyError('genesis', `the page address's genesis=${given} is not a hash (64 hex digits)`);
+    if (actual !== want) throw new verify.VerifyError('genesis', `the node serves a genesis that hashes to ${actual}, not the ${want} given in the page address`);
+    return { tools, trust: verify.trustFromGenesis(tools, g, want), source: 'url' };
+  }
+  const key = GENESIS_PIN_PREFIX + chain;
+  let pinned = null;
+  let storage = true;
+  try {
+    pinned = localStorage.getItem(key);
+  } catch {
+    storage = false; // storage blocked: trust this page load only
+  }
+  if (pinned != null) {
+    if (pinned !== actual) {
+      showGenesisWarning(chain, pinned, actual);
+      throw new verify.VerifyError('genesis', `this node serves another genesis for chain ${chain} (hash ${actual}) than the one pinned on your first visit (${pinned})`);
+    }
+    return { tools, trust: verify.trustFromGenesis(tools, g, pinned), source: 'pinned' };
+  }
+  if (storage) {
+    try {
+      localStorage.setItem(key, actual);
+    } catch {
+      // Full or blocked: trusted for this page load only.
+    }
+  }
+  return { tools, trust: verify.trustFromGenesis(tools, g, actual), source: 'first-visit' };
+}
+
+/** A banner that cannot be missed: the node's genesis is not the one this browser pinned. */
+function showGenesisWarning(chain, pinned, actual) {
+  if (document.querySelector('[data-testid=genesis-warning]')) return;
+  const el = h(
+    'div',
+    { class: 'banner banner-danger', role: 'alert', 'data-testid': 'genesis-warning' },
+    h('strong', null, 'Warning: this node serves a different chain. '),
+    `On your first visit, this browser pinned the genesis ${shortHash(pinned, 10, 6)} for chain ${chain}; this node now serves a genesis with hash ${shortHash(actual, 10, 6)} under the same chain id. Nothing it shows is verified. If the chain was really reset, open the page with ?genesis=<new hash>, or clear this site's data to pin again.`,
+  );
+  document.getElementById('banner').after(el);
+}
+
+const VERIFIER_NAMES = { webcrypto: 'WebCrypto Ed25519', noble: '@noble/ed25519 (no WebCrypto Ed25519 here)' };
+const TRUST_NAMES = { url: 'given in the page address', pinned: 'pinned on first visit', 'first-visit': 'pinned on first visit (now)' };
+
+/**
+ * The verification badge of a page. `data-state`: verifying, verified, failed or not-final;
+ * `data-verify-ms`: the time of the checks alone (hashing, signatures, proof); `data-total-ms`
+ * with the fetches of the proof (and the genesis on the first check).
+ */
+function verifyBox() {
+  const el = h('div', { class: 'verify', 'data-testid': 'verify', dataset: { state: 'verifying' }, role: 'status', 'aria-live': 'polite' });
+  const set = (state, icon_, title, detail) => {
+    el.dataset.state = state;
+    fill(el, h('span', { class: 'verify-icon', 'aria-hidden': 'true' }, icon_), h('div', { class: 'verify-text' }, h('div', { class: 'verify-title', 'data-testid': 'verify-summary' }, title), detail ? h('div', { class: 'verify-detail' }, detail) : null));
+  };
+  set('verifying', '…', 'Verifying against the chain’s genesis…');
+  return {
+    el,
+    verifying() {
+      if (el.dataset.state !== 'verified') set('verifying', '…', 'Verifying against the chain’s genesis…');
+    },
+    verified(at, root, ms) {
+      el.dataset.verifyMs = ms.checks.toFixed(2);
+      el.dataset.totalMs = ms.total.toFixed(2);
+      el.dataset.verifier = root.tools.verifier;
+      el.dataset.height = String(at.height);
+      set(
+        'verified',
+        icon('check'),
+        `Verified by ${fmtInt(at.signers)} of ${fmtInt(at.validators)} validators' signatures at height ${fmtInt(at.height)}`,
+        [
+          `Checked in this browser: the header's certificate (${fmtInt(at.signedPower)} of ${fmtInt(at.totalPower)} voting power) and the proof. Trust root: genesis `,
+          h('span', { class: 'mono', title: root.trust.genesisHash, 'data-testid': 'verify-genesis' }, shortHash(root.trust.genesisHash, 8, 4)),
+          `, ${TRUST_NAMES[root.source]}. ${VERIFIER_NAMES[root.tools.verifier]}, ${ms.checks.toFixed(1)} ms.`,
+        ],
+      );
+    },
+    failed(err, ms) {
+      el.dataset.part = (err && err.part) || 'error';
+      if (ms) {
+        el.dataset.verifyMs = ms.checks.toFixed(2);
+        el.dataset.totalMs = ms.total.toFixed(2);
+      }
+      const what = err && err.message ? err.message : String(err);
+      set(
+        'failed',
+        '!',
+        h('span', null, 'Not verified: ', h('span', { 'data-testid': 'verify-reason' }, what)),
+        'This node’s answer did not pass the check against the chain’s genesis, so the page does not show it as true. The node may be faulty or lying; ask another node.',
+      );
+    },
+    notFinal(text) {
+      delete el.dataset.verifyMs;
+      set('not-final', '·', text);
+    },
+  };
+}
+
+/**
+ * Fetches `path` (a proof answer) and checks it with `check(tools, trust, answer)`. Resolves to
+ * {ok: true, value, root, ms} or {ok: false, error, ms}; never rejects, except when the page is left.
+ */
+async function fetchVerified(view, path, check) {
+  const t0 = performance.now();
+  let root;
+  try {
+    root = await trustRoot();
+  } catch (e) {
+    return { ok: false, error: e };
+  }
+  if (!view.alive) return { ok: false, error: new Error('page left') };
+  const r = await api(path, { signal: view.signal });
+  if (!r.ok) return { ok: false, error: new verify.VerifyError('fetch', `the node did not serve the proof (${r.error.message})`) };
+  const t1 = performance.now();
+  try {
+    const value = await check(root.tools, root.trust, r.data);
+    const t2 = performance.now();
+    return { ok: true, value, root, ms: { checks: t2 - t1, total: t2 - t0 } };
+  } catch (e) {
+    const t2 = performance.now();
+    if (!(e instanceof verify.VerifyError)) console.error(e);
+    return { ok: false, error: e instanceof verify.VerifyError ? e : new verify.VerifyError('error', `the check failed: ${e && e.message ? e.message : e}`), ms: { checks: t2 - t1, total: t2 - t0 } };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Router
 
 /** A page's lifetime: leaving the page aborts its requests and stops its timers and listeners. */
 class View {
@@ -863,7 +1045,7 @@ function onSearch(e) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. Pages
+// 6. Pages
 
 // --- Dashboard ---------------------------------------------------------------------------------
 
@@ -1343,8 +1525,17 @@ function stepper(status) {
 async function pageTx(view, hash) {
   setPage('Transaction', 'loading', loading('Loading transaction…'));
   let lastStatus = null;
-  let blockTime = null;
+  let busy = false;
   const load = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      await loadOnce();
+    } finally {
+      busy = false;
+    }
+  };
+  const loadOnce = async () => {
     const r = await api(`/v1/transactions/${hash}`, { signal: view.signal });
     if (!view.alive) return;
     if (!r.ok) {
@@ -1362,17 +1553,23 @@ async function pageTx(view, hash) {
       throw new ApiFailure(r);
     }
     const t = r.data;
-    if (t.status === 'final' && blockTime == null) {
-      const cached = live.blocks.get(Number(t.height));
-      if (cached) blockTime = cached.header.timestamp_ms;
-      else {
-        const br = await api(`/v1/blocks/${t.height}`, { signal: view.signal });
-        if (!view.alive) return;
-        if (br.ok) blockTime = br.data.header.timestamp_ms;
+    if (t.status === 'final') {
+      if (lastStatus === 'final') return;
+      // A final transaction is shown only as its proof answer shows it, once that is verified:
+      // content, sender, block and time all come from the checked answer, not from `t`.
+      const out = await fetchVerified(view, `/v1/transactions/${hash}/proof`, (tools, trust, answer) => verify.verifyTx(tools, trust, hash, answer));
+      if (!view.alive) return;
+      const flash = lastStatus === 'pending';
+      if (out.ok) {
+        const v = out.value;
+        renderTx({ hash, status: 'final', transaction: v.transaction, from_address: v.from, height: v.height, index: v.index }, { blockTime: v.at.header.timestamp_ms, flash, check: out });
+      } else {
+        renderTx({ hash, status: 'final' }, { flash, check: out });
       }
+      lastStatus = 'final';
+      return;
     }
-    const changed = lastStatus !== t.status;
-    if (changed) renderTx(t, { blockTime, flash: changed && lastStatus === 'pending' });
+    if (lastStatus !== t.status) renderTx(t, { flash: false });
     lastStatus = t.status;
     if (t.status === 'pending' && t.transaction) explainPending(view, t);
   };
@@ -1403,9 +1600,14 @@ async function explainPending(view, t) {
   if (el.textContent !== text) el.textContent = text;
 }
 
-function renderTx(t, { blockTime, flash }) {
-  const tx = t.transaction && t.transaction.tx;
-  const statusBadge = {
+function renderTx(t, { blockTime, flash, check }) {
+  const unverified = t.status === 'final' && !(check && check.ok);
+  const tx = unverified ? null : t.transaction && t.transaction.tx;
+  const box = verifyBox();
+  if (t.status !== 'final') box.notFinal(`Not final${t.status === 'pending' ? ' yet' : ''}: there is no proof to check, so what follows is this node's word.`);
+  else if (check && check.ok) box.verified(check.value.at, check.root, check.ms);
+  else box.failed(check ? check.error : new verify.VerifyError('error', 'not checked'), check && check.ms);
+  const statusBadge = unverified ? badge('Not verified', 'err', { 'data-testid': 'tx-status' }) : {
     pending: badge('Pending', 'warn', { 'data-testid': 'tx-status' }),
     final: badge('Final', 'ok', { 'data-testid': 'tx-status' }),
     rejected: badge('Rejected', 'err', { 'data-testid': 'tx-status' }),
@@ -1413,7 +1615,9 @@ function renderTx(t, { blockTime, flash }) {
   }[t.status] || badge(String(t.status), 'muted', { 'data-testid': 'tx-status' });
 
   let statusLine;
-  if (t.status === 'final') {
+  if (unverified) {
+    statusLine = h('span', { class: 'err-text', 'data-testid': 'tx-reason' }, 'The node says this transaction is final, but its answer failed verification');
+  } else if (t.status === 'final') {
     statusLine = h('span', { 'data-testid': 'tx-height' }, 'In block ', blockLink(t.height, { 'data-testid': 'tx-block-link' }), ` at position ${fmtInt(t.index)}`);
   } else if (t.status === 'pending') {
     statusLine = h('span', { class: 'muted' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' Waiting to be included in a block', h('span', { class: 'pending-hint', 'data-testid': 'tx-hint' }));
@@ -1441,10 +1645,10 @@ function renderTx(t, { blockTime, flash }) {
   ];
   const content = [
     h('div', { class: 'page-head' }, h('h1', null, 'Transaction')),
-    card(null, [stepper(t.status), kv(rows)], { class: flash ? 'flash' : '', testid: 'tx-card' }),
+    card(null, [box.el, unverified ? null : stepper(t.status), kv(rows)], { class: flash ? 'flash' : '', testid: 'tx-card' }),
   ];
-  if (!tx) content.push(emptyState(`The node no longer holds the content of this ${t.status === 'dropped' ? 'dropped' : 'rejected'} transaction.`));
-  setPage('Transaction', `tx-${t.status}`, ...content);
+  if (!tx && !unverified) content.push(emptyState(`The node no longer holds the content of this ${t.status === 'dropped' ? 'dropped' : 'rejected'} transaction.`));
+  setPage('Transaction', unverified ? 'tx-unverified' : `tx-${t.status}`, ...content);
 }
 
 // --- Account page ----------------------------------------------------------------------------
@@ -1473,18 +1677,47 @@ async function pageAccount(view, raw) {
   const more = h('div', { class: 'more' });
   const cache = new Map();
 
-  const showAccount = (a) => {
-    const shown = fmtAmount(a.balance);
-    fill(balance.value, shown);
-    balance.value.classList.toggle('stat-long', shown.length > 20);
-    fill(balance.sub, live.status && live.status.token ? fmtBase(a.balance) : '');
-    fill(nonce.value, fmtInt(a.nonce));
-    fill(nonce.sub, `${fmtInt(a.nonce)} transaction${Number(a.nonce) === 1 ? '' : 's'} sent`);
+  // Balance and nonce are shown only as verified (from the proof answer); the pending count is the
+  // mempool's, which no proof covers, from the plain answer.
+  const showPending = (a) => {
     const p = toBig(a.next_nonce) - toBig(a.nonce);
     fill(pending.value, fmtInt(p > 0n ? p : 0n));
-    fill(pending.sub, 'in the mempool');
+    fill(pending.sub, 'in the mempool (not verifiable)');
   };
-  showAccount(r.data);
+  const showVerified = (v) => {
+    const shown = fmtAmount(v.balance);
+    fill(balance.value, shown);
+    balance.value.classList.toggle('stat-long', shown.length > 20);
+    fill(balance.sub, live.status && live.status.token ? fmtBase(v.balance) : '');
+    fill(nonce.value, fmtInt(v.nonce));
+    fill(nonce.sub, `${fmtInt(v.nonce)} transaction${v.nonce === 1n ? '' : 's'} sent`);
+  };
+  const showUnverified = () => {
+    balance.value.classList.remove('stat-long');
+    fill(balance.value, h('span', { class: 'unverified' }, 'Not verified'));
+    fill(balance.sub, 'the node’s answer failed the check');
+    fill(nonce.value, h('span', { class: 'unverified' }, 'Not verified'));
+    fill(nonce.sub, '');
+  };
+  fill(balance.value, h('span', { class: 'muted' }, 'Verifying…'));
+  fill(nonce.value, h('span', { class: 'muted' }, 'Verifying…'));
+  showPending(r.data);
+  const check = verifyBox();
+  let verified = null; // the last verified {balance, nonce}
+  const runVerify = async () => {
+    check.verifying();
+    const out = await fetchVerified(view, `/v1/accounts/${encodeURIComponent(addr)}/proof`, (tools, trust, answer) => verify.verifyAccount(tools, trust, addr, answer));
+    if (!view.alive) return;
+    if (out.ok) {
+      verified = out.value;
+      showVerified(out.value);
+      check.verified(out.value.at, out.root, out.ms);
+    } else {
+      verified = null;
+      showUnverified();
+      check.failed(out.error, out.ms);
+    }
+  };
   const unused = toBig(r.data.balance) === 0n && toBig(r.data.nonce) === 0n;
   const showValidator = () => {
     const v = live.validators && live.validators.validators.find((x) => x.address === addr);
@@ -1496,7 +1729,7 @@ async function pageAccount(view, raw) {
     'Account',
     'account',
     h('div', { class: 'page-head' }, h('h1', null, 'Account'), validatorInfo),
-    card(null, [h('div', { class: 'account-addr' }, mono(addr, { full: true, what: 'address', testid: 'account-address' })), h('section', { class: 'stats stats-3' }, balance.el, nonce.el, pending.el)]),
+    card(null, [h('div', { class: 'account-addr' }, mono(addr, { full: true, what: 'address', testid: 'account-address' })), check.el, h('section', { class: 'stats stats-3' }, balance.el, nonce.el, pending.el)]),
     card('Transactions', [rows, note, more], { testid: 'account-txs-card' }),
   );
 
@@ -1588,16 +1821,20 @@ async function pageAccount(view, raw) {
   moreBtn.addEventListener('click', () => loadOlder());
 
   // Live: new blocks may touch this account; refresh the balance and add its new transactions.
+  // A changed balance is checked again before it is shown.
   const refresh = view.throttle(1_000, async () => {
     const a = await api(`/v1/accounts/${encodeURIComponent(addr)}`, { signal: view.signal });
-    if (view.alive && a.ok) showAccount(a.data);
+    if (view.alive && a.ok) {
+      showPending(a.data);
+      if (!verified || toBig(a.data.balance) !== verified.balance || toBig(a.data.nonce) !== verified.nonce) await runVerify();
+    }
     await loadNewer();
   });
   view.listen((kind) => {
     if (kind === 'blocks' || kind === 'head') refresh();
     if (kind === 'validators') showValidator();
   });
-  await loadOlder();
+  await Promise.all([runVerify(), loadOlder()]);
 }
 
 // --- Search ----------------------------------------------------------------------------------
