@@ -9,6 +9,7 @@ mod engine_limits;
 mod genesis_errors;
 mod ledger_props;
 mod light;
+mod light_review;
 mod sim;
 mod speccheck;
 mod state_review;

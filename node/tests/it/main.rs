@@ -12,6 +12,7 @@ mod lying_proxy;
 mod multihost;
 mod netns;
 mod proofs;
+mod proofs_review;
 mod resolv;
 mod rogue;
 mod store_replay;
