@@ -13,6 +13,8 @@ use crate::client::NodeClient;
 use crate::error::Error;
 use crate::keys::{self, KeyError, KeySource};
 use crate::output::Output;
+use crate::trust::{self, GENESIS_ENV, GenesisArg};
+use crate::verify::Verifier;
 use crate::{cmd, discover};
 
 /// The node the wallet talks to when neither `--node` nor `LEDGER_NODE` says and no running local
@@ -27,6 +29,16 @@ Keys:
   $WALLET_HOME/key.json (else ~/.ledger-wallet/key.json), created by 'wallet keygen'.
   --dev <I> uses pre-funded account I of the default genesis instead: DEV ONLY, its key is public.
 
+Verification:
+  balance, tx and transfer --wait check what the node says against the validators of the
+  chain the wallet trusts: a balance or a final transaction counts only with a proof under a
+  header that validators holding more than 2/3 of the power signed. The chain trusted is, first
+  match wins: --genesis <FILE|HASH> (or LEDGER_GENESIS); the genesis pinned by 'wallet trust'
+  (in $WALLET_HOME/wallet.json, else ~/.ledger-wallet/wallet.json); the genesis.json of the
+  local testnet the node was found in; the built-in dev chain (ledger-devnet-1).
+  Human output says \"verified: signed by N of M validators at height H\"; --json says
+  \"verified\": true|false. --no-verify believes the node.
+
 Output:
   Results go to stdout (with --json: exactly one JSON object, also on failure, as {\"error\": {...}}).
   Progress, notes and the one-line error message go to stderr.
@@ -37,7 +49,9 @@ Exit codes:
   2  usage or input error (bad argument, address, amount or key file); nothing was sent
   3  the node could not be reached
   4  the transaction was dropped from the mempool (evicted, replaced or expired):
-     it will not be applied; sending it again may succeed";
+     it will not be applied; sending it again may succeed
+  5  the node's answer failed verification: the validators did not sign it, or the
+     node is of another chain than the one the wallet trusts";
 
 /// Wallet of the ledger: keys, balances, transfers signed locally and followed to finality.
 #[derive(Debug, Parser)]
@@ -68,6 +82,17 @@ pub struct Cli {
     )]
     pub request_timeout: u64,
 
+    /// The chain to trust: its genesis.json, or its genesis hash (64 hex digits; the genesis then
+    /// comes from the node and must hash to it) [env: LEDGER_GENESIS] [default: the genesis pinned
+    /// by 'wallet trust', else the local testnet's, else the built-in dev chain]
+    #[arg(long, global = true, value_name = "FILE|HASH", value_parser = trust::genesis_arg)]
+    pub genesis: Option<GenesisArg>,
+
+    /// Believe the node: skip checking its answers against the validators' signatures, and use
+    /// the plain endpoints
+    #[arg(long, global = true, conflicts_with = "genesis")]
+    pub no_verify: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,30 +109,69 @@ pub enum Command {
     Transfer(cmd::transfer::Args),
     /// Show a transaction's status and content
     Tx(cmd::tx::Args),
+    /// Pin the chain the wallet trusts: the genesis given with --genesis, else the node's
+    ///
+    /// Without --genesis, the genesis the node serves is pinned after its hash and chain id are
+    /// shown: compare them with what the chain's operators publish.
+    Trust(cmd::trust::Args),
 }
 
-/// What every command gets: where to print, and how to reach the node.
+/// What every command gets: where to print, how to reach the node, and what to trust.
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub out: &'a Output,
     /// `--node` / `LEDGER_NODE`, if given.
     node: Option<NodeUrl>,
     /// The node chosen on first use (given, discovered, or the default), said once on stderr.
-    chosen: OnceCell<NodeUrl>,
+    chosen: OnceCell<Chosen>,
     request_timeout: Duration,
+    /// `--genesis`, if given.
+    genesis: Option<GenesisArg>,
+    no_verify: bool,
+}
+
+/// The node in use, and the local testnet it was discovered in (if it was).
+#[derive(Debug, Clone)]
+struct Chosen {
+    url: NodeUrl,
+    testnet_dir: Option<PathBuf>,
 }
 
 impl Ctx<'_> {
     /// A client of the node. Commands that need no node never make one, so they never probe for
     /// a testnet either.
     pub fn client(&self) -> NodeClient {
-        let url = self.chosen.get_or_init(|| self.choose_node());
-        NodeClient::new(url.clone(), self.request_timeout)
+        let chosen = self.chosen.get_or_init(|| self.choose_node());
+        NodeClient::new(chosen.url.clone(), self.request_timeout)
     }
 
-    fn choose_node(&self) -> NodeUrl {
+    /// `--genesis`, if given.
+    pub fn genesis_flag(&self) -> Option<&GenesisArg> {
+        self.genesis.as_ref()
+    }
+
+    /// The checker of the node's answers, settled against the node's status ([`Verifier`]);
+    /// `None` with `--no-verify`.
+    pub fn verifier(&self, client: &NodeClient) -> Result<Option<Verifier>, Error> {
+        if self.no_verify {
+            return Ok(None);
+        }
+        let root = trust::resolve(&trust::Inputs {
+            flag: self.genesis.clone(),
+            env: std::env::var_os(GENESIS_ENV),
+            settings: trust::settings_path().ok(),
+            testnet_dir: self.chosen.get().and_then(|c| c.testnet_dir.clone()),
+        })?;
+        let status = client.status()?;
+        Verifier::connect(client, root, &status).map(Some)
+    }
+
+    fn choose_node(&self) -> Chosen {
         if let Some(url) = &self.node {
-            return url.clone();
+            return Chosen {
+                url: url.clone(),
+                testnet_dir: None,
+            };
         }
         match discover::local_testnet() {
             Some(found) => {
@@ -117,14 +181,18 @@ impl Ctx<'_> {
                     found.index,
                     found.testnet_dir.display()
                 ));
-                found.url
+                Chosen {
+                    url: found.url,
+                    testnet_dir: Some(found.testnet_dir),
+                }
             }
-            None => {
+            None => Chosen {
                 // The constant is a valid URL (a unit test parses it).
-                DEFAULT_NODE_URL
+                url: DEFAULT_NODE_URL
                     .parse()
-                    .unwrap_or_else(|_| unreachable!("DEFAULT_NODE_URL parses"))
-            }
+                    .unwrap_or_else(|_| unreachable!("DEFAULT_NODE_URL parses")),
+                testnet_dir: None,
+            },
         }
     }
 }
@@ -136,6 +204,8 @@ impl Cli {
             node: self.node,
             chosen: OnceCell::new(),
             request_timeout: Duration::from_secs(self.request_timeout),
+            genesis: self.genesis,
+            no_verify: self.no_verify,
         };
         match self.command {
             Command::Keygen(a) => a.run(&ctx),
@@ -143,6 +213,7 @@ impl Cli {
             Command::Balance(a) => a.run(&ctx),
             Command::Transfer(a) => a.run(&ctx),
             Command::Tx(a) => a.run(&ctx),
+            Command::Trust(a) => a.run(&ctx),
         }
     }
 }
@@ -339,6 +410,26 @@ mod tests {
 
         let cli = parse(&["--json", "balance"]).expect("parses");
         assert!(cli.json);
+    }
+
+    #[test]
+    fn genesis_is_a_hash_or_a_file_and_excludes_no_verify() {
+        let h = Hash::digest(b"genesis");
+        let cli = parse(&["balance", "--genesis", &h.to_hex()]).expect("parses");
+        assert_eq!(cli.genesis, Some(GenesisArg::Hash(h)));
+        assert!(!cli.no_verify);
+        let cli = parse(&["--genesis", "./g.json", "trust"]).expect("parses");
+        assert_eq!(cli.genesis, Some(GenesisArg::File("./g.json".into())));
+        assert!(matches!(cli.command, Command::Trust(_)));
+        let cli = parse(&["tx", &h.to_hex(), "--no-verify"]).expect("parses");
+        assert!(cli.no_verify);
+        for bad in [
+            vec!["--genesis", "", "balance"],
+            vec!["--genesis", "g.json", "--no-verify", "balance"],
+        ] {
+            let e = parse(&bad).expect_err("refused");
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use ledger_core::api::{AccountResponse, ApiError, StatusResponse, SubmitTxResponse, TxResponse};
+use ledger_core::api::{
+    AccountProofResponse, AccountResponse, ApiError, StatusResponse, SubmitTxResponse,
+    TxProofResponse, TxResponse,
+};
 use ledger_core::{Address, Amount, Hash, Nonce, SignedTransaction, TxError};
 use serde::de::DeserializeOwned;
 
@@ -11,7 +14,9 @@ use crate::args::NodeUrl;
 
 /// How long to wait for a TCP connection to the node.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest answer body read from the node, in bytes (the largest expected is one transaction).
+/// The largest answer body read from the node, in bytes (the largest expected is a proof answer: a
+/// header, a certificate of every validator's signature and a state proof of at most 16,709 bytes
+/// in hex). The genesis has its own bound, [`crate::trust::MAX_GENESIS_BYTES`].
 const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 /// Why a call to the node failed.
@@ -117,6 +122,40 @@ impl NodeClient {
         }
     }
 
+    /// `GET /v1/accounts/{address}/proof`: the account at the node's final head, with what it
+    /// takes to check it ([`crate::verify`]). `not_found` when the chain has no final block yet.
+    pub fn account_proof(&self, address: &Address) -> Result<AccountProofResponse, NodeError> {
+        self.get(&format!("/v1/accounts/{address}/proof"))
+    }
+
+    /// `GET /v1/transactions/{hash}/proof`; `None` when the node has no final transaction with
+    /// that hash.
+    pub fn tx_proof(&self, hash: &Hash) -> Result<Option<TxProofResponse>, NodeError> {
+        match self.get(&format!("/v1/transactions/{hash}/proof")) {
+            Ok(r) => Ok(Some(r)),
+            Err(NodeError::Api {
+                status: 404, error, ..
+            }) if error.code == "not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v1/genesis`: the node's genesis document as it sent it (checked by the caller).
+    pub fn genesis_json(&self) -> Result<String, NodeError> {
+        let path = "/v1/genesis";
+        let result = self.agent.get(self.url.join(path)).call();
+        let (status, body) = self.read(path, result, crate::trust::MAX_GENESIS_BYTES)?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        Err(self.error_answer(path, status, &body))
+    }
+
+    /// The node's base URL, for messages.
+    pub fn url(&self) -> &NodeUrl {
+        &self.url
+    }
+
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, NodeError> {
         let result = self.agent.get(self.url.join(path)).call();
         self.answer(path, result)
@@ -128,34 +167,49 @@ impl NodeClient {
         path: &str,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, NodeError> {
+        let (status, body) = self.read(path, result, MAX_RESPONSE_BYTES)?;
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&body).map_err(|e| NodeError::BadResponse {
+                url: self.url.to_string(),
+                path: path.to_string(),
+                detail: format!("HTTP {status} with a body that does not parse: {e}"),
+            });
+        }
+        Err(self.error_answer(path, status, &body))
+    }
+
+    /// The status and body (at most `limit` bytes) of an HTTP exchange.
+    fn read(
+        &self,
+        path: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        limit: u64,
+    ) -> Result<(u16, String), NodeError> {
         let mut response = result.map_err(|e| self.transport_error(path, e))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
-            .limit(MAX_RESPONSE_BYTES)
+            .limit(limit)
             .read_to_string()
             .map_err(|e| self.transport_error(path, e))?;
-        let bad = |detail: String| NodeError::BadResponse {
-            url: self.url.to_string(),
-            path: path.to_string(),
-            detail,
-        };
-        if (200..300).contains(&status) {
-            return serde_json::from_str(&body).map_err(|e| {
-                bad(format!(
-                    "HTTP {status} with a body that does not parse: {e}"
-                ))
-            });
-        }
-        match serde_json::from_str::<ApiError>(&body) {
-            Ok(error) => Err(NodeError::Api {
+        Ok((status, body))
+    }
+
+    /// The typed error of a non-2xx answer.
+    fn error_answer(&self, path: &str, status: u16, body: &str) -> NodeError {
+        match serde_json::from_str::<ApiError>(body) {
+            Ok(error) => NodeError::Api {
                 url: self.url.to_string(),
                 path: path.to_string(),
                 status,
                 error: Box::new(error),
-            }),
-            Err(_) => Err(bad(format!("HTTP {status} without a JSON error body"))),
+            },
+            Err(_) => NodeError::BadResponse {
+                url: self.url.to_string(),
+                path: path.to_string(),
+                detail: format!("HTTP {status} without a JSON error body"),
+            },
         }
     }
 

@@ -8,18 +8,27 @@
 //! - 3: the node could not be reached;
 //! - 4: the transaction was dropped from the mempool without being invalid (evicted for a higher
 //!   fee, replaced by the same nonce with a higher fee, or expired): it will not be applied, and
-//!   sending it again may succeed where a rejected one (1) would need changing first.
+//!   sending it again may succeed where a rejected one (1) would need changing first;
+//! - 5: the node's answer failed verification ([`crate::verify`]): a balance or transaction the
+//!   validators did not sign, a transaction called final without a proof, or a node of another
+//!   chain than the one the wallet trusts (`--genesis`, `wallet trust`; `--no-verify` skips the
+//!   check).
 
 use std::error::Error as StdError;
 use std::process::ExitCode;
 
+use std::fmt;
+
 use ledger_core::api::DropReason;
-use ledger_core::{Hash, TxError};
+use ledger_core::genesis::GenesisError;
+use ledger_core::light::LightError;
+use ledger_core::{ChainId, Hash, TxError};
 use serde_json::{Value, json};
 
 use crate::client::NodeError;
 use crate::keys::KeyError;
 use crate::output::{explain_drop, explain_tx_error};
+use crate::trust::{TrustError, TrustSource};
 
 /// The process exit status, one per kind of outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +38,7 @@ pub enum Exit {
     Usage = 2,
     Unreachable = 3,
     Dropped = 4,
+    Unverified = 5,
 }
 
 impl From<Exit> for ExitCode {
@@ -62,6 +72,96 @@ pub enum Error {
         waited_secs: u64,
         last_status: &'static str,
     },
+    /// The trust root could not be read or pinned.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The node's answer failed the light-client check.
+    #[error("the node at {url} served {what} that the validators did not sign")]
+    Unverified {
+        url: String,
+        what: Served,
+        #[source]
+        source: Box<LightError>,
+    },
+    /// The node calls a transaction final but has no proof of it.
+    #[error(
+        "the node at {url} says transaction {hash} is final but serves no proof of it: not believed"
+    )]
+    NoProof { url: String, hash: Hash },
+    /// The node's `/v1/genesis` is not a genesis.
+    #[error("the node at {url} served a genesis that is not valid")]
+    BadNodeGenesis {
+        url: String,
+        #[source]
+        source: GenesisError,
+    },
+    /// The node is of another chain than the one the wallet trusts.
+    #[error(transparent)]
+    WrongChain(Box<ChainMismatch>),
+}
+
+/// A node of another chain than the one the wallet trusts: what it runs, what the wallet trusts and
+/// where that came from, and how to change it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the node at {url} {node}, but this wallet trusts genesis {trusted}{} ({trusted_from}). \
+     If the node's chain is the one you mean, pass its genesis with --genesis <FILE|HASH> or \
+     pin it with 'wallet trust'; --no-verify skips the check",
+    .trusted_chain.as_ref().map(|c| format!(" of chain {c}")).unwrap_or_default()
+)]
+pub struct ChainMismatch {
+    pub url: String,
+    pub node: NodeChain,
+    pub trusted: Hash,
+    pub trusted_chain: Option<ChainId>,
+    pub trusted_from: TrustSource,
+}
+
+/// What an unverified answer was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Balance,
+    /// The transaction asked about, by the hash the wallet asked with.
+    Transaction(Hash),
+}
+
+impl fmt::Display for Served {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Served::Balance => "a balance",
+            Served::Transaction(_) => "a transaction",
+        })
+    }
+}
+
+/// How a node showed it is of another chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeChain {
+    /// Its status or its `/v1/genesis` names this genesis.
+    Serves { genesis: Hash, chain_id: ChainId },
+    /// Its answer is for another chain.
+    Answered(LightError),
+}
+
+impl NodeChain {
+    fn genesis(&self) -> Option<Hash> {
+        match self {
+            NodeChain::Serves { genesis, .. } => Some(*genesis),
+            NodeChain::Answered(LightError::WrongGenesis { got, .. }) => Some(*got),
+            NodeChain::Answered(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for NodeChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeChain::Serves { genesis, chain_id } => {
+                write!(f, "runs genesis {genesis} of chain {chain_id}")
+            }
+            NodeChain::Answered(e) => write!(f, "answered for another chain ({e})"),
+        }
+    }
 }
 
 impl Error {
@@ -76,6 +176,12 @@ impl Error {
                 Exit::Failed
             }
             Error::Dropped { .. } => Exit::Dropped,
+            Error::Trust(e) if e.is_input_error() => Exit::Usage,
+            Error::Trust(_) => Exit::Failed,
+            Error::Unverified { .. }
+            | Error::NoProof { .. }
+            | Error::BadNodeGenesis { .. }
+            | Error::WrongChain(_) => Exit::Unverified,
         }
     }
 
@@ -90,6 +196,11 @@ impl Error {
             Error::Dropped { .. } => "dropped",
             Error::TxNotFound { .. } => "not_found",
             Error::WaitTimeout { .. } => "timeout",
+            Error::Trust(_) => "trust_root",
+            Error::Unverified { .. } | Error::NoProof { .. } | Error::BadNodeGenesis { .. } => {
+                "unverified"
+            }
+            Error::WrongChain(_) => "wrong_chain",
         }
     }
 
@@ -115,6 +226,28 @@ impl Error {
             Error::Node(NodeError::Api { status, error, .. }) => {
                 e["http_status"] = json!(status);
                 e["node_error"] = json!(error);
+            }
+            Error::Unverified { url, what, source } => {
+                e["node"] = json!(url);
+                e["failed_check"] = json!(source.to_string());
+                if let Served::Transaction(hash) = what {
+                    e["hash"] = json!(hash);
+                }
+            }
+            Error::NoProof { url, hash } => {
+                e["node"] = json!(url);
+                e["hash"] = json!(hash);
+            }
+            Error::BadNodeGenesis { url, .. } => {
+                e["node"] = json!(url);
+            }
+            Error::WrongChain(m) => {
+                e["node"] = json!(m.url);
+                e["trusted_genesis"] = json!(m.trusted);
+                e["trusted_from"] = json!(m.trusted_from.to_string());
+                if let Some(g) = m.node.genesis() {
+                    e["node_genesis"] = json!(g);
+                }
             }
             _ => {}
         }
@@ -246,6 +379,67 @@ mod tests {
         assert_eq!(v["error"]["reason"]["code"], "insufficient_funds");
         assert_eq!(v["error"]["reason"]["need"], 12);
         assert_eq!(v["error"]["exit_code"], 1);
+    }
+
+    #[test]
+    fn an_answer_that_fails_verification_exits_5_and_names_the_node_and_the_check() {
+        let e = Error::Unverified {
+            url: "http://127.0.0.1:8545".into(),
+            what: Served::Balance,
+            source: Box::new(LightError::BelowThreshold {
+                signed: 10,
+                total: 40,
+            }),
+        };
+        assert_eq!(e.exit(), Exit::Unverified);
+        assert_eq!(Exit::Unverified as u8, 5);
+        assert_eq!(
+            one_line(&e),
+            "the node at http://127.0.0.1:8545 served a balance that the validators did not sign: \
+             the certificate carries 10 of 40 voting power; more than two thirds are needed"
+        );
+        let v = e.to_json();
+        assert_eq!(v["error"]["code"], "unverified");
+        assert_eq!(v["error"]["exit_code"], 5);
+        assert_eq!(v["error"]["node"], "http://127.0.0.1:8545");
+        assert_eq!(
+            v["error"]["failed_check"],
+            "the certificate carries 10 of 40 voting power; more than two thirds are needed"
+        );
+    }
+
+    #[test]
+    fn a_node_of_another_chain_exits_5_and_says_what_is_trusted_and_why() {
+        let chain = |s: &str| ChainId::new(s).expect("chain id");
+        let e = Error::WrongChain(Box::new(ChainMismatch {
+            url: "http://n:1".into(),
+            node: NodeChain::Serves {
+                genesis: Hash::digest(b"theirs"),
+                chain_id: chain("theirs"),
+            },
+            trusted: Hash::digest(b"ours"),
+            trusted_chain: Some(chain("ours")),
+            trusted_from: TrustSource::Pinned("/h/.ledger-wallet/wallet.json".into()),
+        }));
+        assert_eq!(e.exit(), Exit::Unverified);
+        assert_eq!(
+            one_line(&e),
+            format!(
+                "the node at http://n:1 runs genesis {} of chain theirs, but this wallet trusts \
+                 genesis {} of chain ours (pinned in /h/.ledger-wallet/wallet.json by 'wallet \
+                 trust'). If the node's chain is the one you mean, pass its genesis with --genesis \
+                 <FILE|HASH> or pin it with 'wallet trust'; --no-verify skips the check",
+                Hash::digest(b"theirs"),
+                Hash::digest(b"ours")
+            )
+        );
+        let v = e.to_json();
+        assert_eq!(v["error"]["code"], "wrong_chain");
+        assert_eq!(v["error"]["node_genesis"], Hash::digest(b"theirs").to_hex());
+        assert_eq!(
+            v["error"]["trusted_genesis"],
+            Hash::digest(b"ours").to_hex()
+        );
     }
 
     #[test]

@@ -103,17 +103,21 @@ struct KeyFile {
     seed: Zeroizing<String>,
 }
 
-/// `$WALLET_HOME/key.json`, else `~/.ledger-wallet/key.json`.
-pub fn default_key_path() -> Result<PathBuf, KeyError> {
+/// The wallet's directory: `$WALLET_HOME`, else `~/.ledger-wallet`. It holds the default key file
+/// and the wallet's settings (`wallet.json`, [`crate::trust`]).
+pub fn wallet_dir() -> Result<PathBuf, KeyError> {
     if let Some(dir) = std::env::var_os(WALLET_HOME_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join(KEY_FILE_NAME));
+        return Ok(PathBuf::from(dir));
     }
     match std::env::home_dir() {
-        Some(home) if !home.as_os_str().is_empty() => {
-            Ok(home.join(DEFAULT_DIR_NAME).join(KEY_FILE_NAME))
-        }
+        Some(home) if !home.as_os_str().is_empty() => Ok(home.join(DEFAULT_DIR_NAME)),
         _ => Err(KeyError::NoHome),
     }
+}
+
+/// `$WALLET_HOME/key.json`, else `~/.ledger-wallet/key.json`.
+pub fn default_key_path() -> Result<PathBuf, KeyError> {
+    wallet_dir().map(|d| d.join(KEY_FILE_NAME))
 }
 
 impl KeySource {
@@ -301,13 +305,13 @@ pub fn write_key_file(
     Ok(())
 }
 
-fn write_and_sync(mut file: File, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_and_sync(mut file: File, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()
 }
 
 /// A new file (never an existing one, never through a symlink) that only the owner can read.
-fn create_private(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -318,7 +322,7 @@ fn create_private(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

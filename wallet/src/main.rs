@@ -10,6 +10,11 @@
 //!   default genesis.
 //! - [`client`]: the blocking HTTP client of the node API (ureq, with timeouts); [`discover`]: the
 //!   node of a running local testnet when no `--node` is given.
+//! - [`verify`]: what the node says is checked, by default, with ledger-core's light client against
+//!   the genesis of the chain the wallet trusts, [`trust`]: `--genesis`/`LEDGER_GENESIS`, the pin
+//!   of `wallet trust`, the discovered testnet's `genesis.json`, or the built-in dev chain.
+//!   `balance`, `tx` and `transfer --wait` report `verified: signed by N of M validators at
+//!   height H`; an answer that fails the check, or a node of another chain, exits 5.
 //! - [`output`]: human text or one JSON object per command; [`progress`]: the `--wait` spinner.
 //! - [`error`]: every failure, its one-line message and its exit code.
 //!
@@ -24,6 +29,8 @@ mod error;
 mod keys;
 mod output;
 mod progress;
+mod trust;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -4,4 +4,5 @@ pub mod address;
 pub mod balance;
 pub mod keygen;
 pub mod transfer;
+pub mod trust;
 pub mod tx;

@@ -3,6 +3,11 @@
 //! Fetches the chain id and the sender's next nonce from the node (unless given), signs locally,
 //! submits, and prints the hash on stdout at once. With `--wait` it follows the transaction on
 //! stderr until it is final, rejected, dropped from the mempool, or the timeout passes.
+//!
+//! With `--wait` the wallet also verifies ([`crate::verify`], unless `--no-verify`): before
+//! signing, that the node runs the chain the wallet trusts (and it signs for that chain's id);
+//! once final, that the transaction it signed (the hash it computed) is in a block the trusted
+//! validators signed.
 
 use std::io::{self, Write};
 use std::thread;
@@ -18,6 +23,7 @@ use crate::client::{NodeClient, NodeError};
 use crate::error::Error;
 use crate::output::{Report, describe_status, explain_tx_error};
 use crate::progress::Progress;
+use crate::verify::{SKIPPED, Verification, Verifier};
 
 /// How often `--wait` asks the node about the transaction (blocks are final within about a second).
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -85,6 +91,8 @@ struct TransferReport {
     fee_display: Option<String>,
     nonce: Nonce,
     chain_id: ChainId,
+    #[serde(flatten)]
+    verification: Verification,
 }
 
 impl Report for TransferReport {
@@ -105,19 +113,34 @@ impl Args {
             )));
         }
         let client = ctx.client();
-        let displayed = |a: &AmountArg| matches!(a, AmountArg::Display(_));
-        // The node's status gives the chain id and its display unit; asked only when needed.
-        let status = if self.chain_id.is_none() || displayed(&self.amount) || displayed(&self.fee) {
-            Some(client.status()?)
+        // Waiting for finality ends in checking it: the chain is settled before anything is
+        // signed, so a node of another chain is refused before it gets a transfer.
+        let verifier = if self.wait {
+            ctx.verifier(&client)?
         } else {
-            // Chain and amounts given: sign without asking the node anything it need not know.
             None
         };
-        let token = status.as_ref().and_then(|s| s.token.clone());
-        let chain_id = match (self.chain_id.clone(), &status) {
-            (Some(c), _) => c,
-            (None, Some(s)) => s.chain_id.clone(),
-            (None, None) => client.status()?.chain_id,
+        let displayed = |a: &AmountArg| matches!(a, AmountArg::Display(_));
+        // The node's status gives the chain id and its display unit; asked only when needed.
+        let status = if verifier.is_none()
+            && (self.chain_id.is_none() || displayed(&self.amount) || displayed(&self.fee))
+        {
+            Some(client.status()?)
+        } else {
+            // Chain and amounts given, or known from the trusted genesis: sign without asking the
+            // node anything it need not know.
+            None
+        };
+        let token = match (&verifier, &status) {
+            (Some(v), _) => v.token().cloned(),
+            (None, Some(s)) => s.token.clone(),
+            (None, None) => None,
+        };
+        let chain_id = match (self.chain_id.clone(), &verifier, &status) {
+            (Some(c), _, _) => c,
+            (None, Some(v), _) => v.chain_id().clone(),
+            (None, None, Some(s)) => s.chain_id.clone(),
+            (None, None, None) => client.status()?.chain_id,
         };
         let amount = self
             .amount
@@ -164,8 +187,9 @@ impl Args {
         }
         ctx.out.human_line(&hash.to_string());
 
+        let deadline = Instant::now() + Duration::from_secs(self.timeout);
         let status = match (submitted.status, self.wait) {
-            (TxStatus::Pending, true) => follow(&client, hash, Duration::from_secs(self.timeout))?,
+            (TxStatus::Pending, true) => follow(&client, hash, deadline, self.timeout)?,
             (TxStatus::Pending, false) => {
                 ctx.out.note(&format!(
                     "pending: follow it with 'wallet tx {hash}', or pass --wait next time"
@@ -184,6 +208,27 @@ impl Args {
             TxStatus::Dropped { reason } => return Err(Error::Dropped { hash, reason }),
             ok @ (TxStatus::Pending | TxStatus::Final { .. }) => ok,
         };
+        let (status, verification) = match (&verifier, status) {
+            (Some(v), TxStatus::Final { .. }) => {
+                let (status, verification) = verify_final(v, &client, hash, deadline)?;
+                ctx.out
+                    .note(&format!("verified: {}", verification.describe()));
+                (status, verification)
+            }
+            (Some(_), pending @ TxStatus::Pending) => (
+                pending,
+                Verification::not("pending: only a final transaction is in a signed block"),
+            ),
+            (None, status) => (
+                status,
+                Verification::not(if self.wait {
+                    SKIPPED
+                } else {
+                    "not waited for: only a final transaction is in a signed block (--wait)"
+                }),
+            ),
+            (Some(_), other) => (other, Verification::not(SKIPPED)),
+        };
         ctx.out.result(&TransferReport {
             hash,
             status,
@@ -195,6 +240,7 @@ impl Args {
             fee_display: token.as_ref().map(|t| t.format(fee)),
             nonce,
             chain_id,
+            verification,
         });
         Ok(())
     }
@@ -229,11 +275,47 @@ impl Args {
     }
 }
 
-/// Asks the node about `hash` until it is final, rejected or dropped, or `timeout` has passed,
-/// showing the state on stderr. A node that stops answering is retried until the deadline.
-fn follow(client: &NodeClient, hash: Hash, timeout: Duration) -> Result<TxStatus, Error> {
+/// Checks the final transaction `hash` (the one the wallet signed) against the trusted validators,
+/// and returns where the proof puts it. A node that has no proof yet is asked again until the
+/// deadline; one that still has none then is not believed.
+fn verify_final(
+    verifier: &Verifier,
+    client: &NodeClient,
+    hash: Hash,
+    deadline: Instant,
+) -> Result<(TxStatus, Verification), Error> {
+    loop {
+        match client.tx_proof(&hash) {
+            Ok(Some(answer)) => {
+                // Asked by the hash computed here: a verified answer is the transaction signed here.
+                let verified = verifier.check_tx(&hash, &answer)?;
+                let status = TxStatus::Final {
+                    height: verified.at.header.height,
+                    index: verified.index,
+                };
+                return Ok((status, Verification::by(&verified.at)));
+            }
+            Ok(None) if Instant::now() >= deadline => return Err(verifier.no_proof(&hash)),
+            Err(e @ NodeError::Unreachable { .. }) if Instant::now() >= deadline => {
+                return Err(e.into());
+            }
+            Ok(None) | Err(NodeError::Unreachable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Asks the node about `hash` until it is final, rejected or dropped, or the deadline has passed
+/// (`timeout_secs` after submission), showing the state on stderr. A node that stops answering is
+/// retried until the deadline.
+fn follow(
+    client: &NodeClient,
+    hash: Hash,
+    deadline: Instant,
+    timeout_secs: u64,
+) -> Result<TxStatus, Error> {
     let mut progress = Progress::start();
-    let deadline = Instant::now() + timeout;
     let mut last_state = "pending";
     loop {
         let unreachable = match client.tx(&hash) {
@@ -272,7 +354,7 @@ fn follow(client: &NodeClient, hash: Hash, timeout: Duration) -> Result<TxStatus
                 Some(e) => e.into(),
                 None => Error::WaitTimeout {
                     hash,
-                    waited_secs: timeout.as_secs(),
+                    waited_secs: timeout_secs,
                     last_status: last_state,
                 },
             });
@@ -302,6 +384,7 @@ mod tests {
             fee_display: None,
             nonce: Nonce(0),
             chain_id: ChainId::new("dev").expect("valid"),
+            verification: Verification::not(SKIPPED),
         };
         let v = serde_json::to_value(&r).expect("serializes");
         assert_eq!(v["status"], "final");

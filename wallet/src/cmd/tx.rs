@@ -1,9 +1,14 @@
 //! `wallet tx <HASH>`: a transaction's status and content.
+//!
+//! A final transaction is checked by default: its place in a block whose header the trusted
+//! validators signed ([`crate::verify`]); what is shown then is what the proof shows. A pending,
+//! rejected or dropped transaction is in no signed block, so its status is the node's word and
+//! is reported as unverified.
 
 use std::io::{self, Write};
 
 use ledger_core::Hash;
-use ledger_core::api::TxResponse;
+use ledger_core::api::{TxResponse, TxStatus};
 use ledger_core::units::Token;
 use serde::Serialize;
 
@@ -11,6 +16,7 @@ use crate::args;
 use crate::cli::Ctx;
 use crate::error::Error;
 use crate::output::{Report, describe_status, memo_text};
+use crate::verify::{SKIPPED, Verification};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,21 +25,27 @@ pub struct Args {
     pub hash: Hash,
 }
 
-/// The node's answer as it is, so `--json` matches `GET /v1/transactions/{hash}`.
+/// The answer shaped like `GET /v1/transactions/{hash}`, and whether it was verified.
 /// Amounts are shown in the chain's display unit too, when it has one.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct TxReport(pub TxResponse, #[serde(skip)] pub Option<Token>);
+pub struct TxReport {
+    #[serde(flatten)]
+    pub response: TxResponse,
+    #[serde(flatten)]
+    pub verification: Verification,
+    #[serde(skip)]
+    pub token: Option<Token>,
+}
 
 impl TxReport {
     fn amount(&self, a: ledger_core::Amount) -> String {
-        ledger_core::units::describe(a, self.1.as_ref())
+        ledger_core::units::describe(a, self.token.as_ref())
     }
 }
 
 impl Report for TxReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        let r = &self.0;
+        let r = &self.response;
         writeln!(w, "hash     {}", r.hash)?;
         writeln!(w, "status   {}", describe_status(&r.status))?;
         if let Some(from) = &r.from_address {
@@ -53,21 +65,74 @@ impl Report for TxReport {
             }
             writeln!(w, "chain    {}", tx.chain_id)?;
         }
-        Ok(())
+        self.verification.human(w)
+    }
+}
+
+/// Why a transaction in this status cannot be verified.
+pub fn unverifiable(status: &TxStatus) -> Option<&'static str> {
+    match status {
+        TxStatus::Final { .. } => None,
+        TxStatus::Pending => Some("pending: only a final transaction is in a signed block"),
+        TxStatus::Rejected { .. } => {
+            Some("rejected: a rejected transaction is in no block; this is the node's word")
+        }
+        TxStatus::Dropped { .. } => {
+            Some("dropped: a dropped transaction is in no block; this is the node's word")
+        }
     }
 }
 
 impl Args {
     pub fn run(self, ctx: &Ctx<'_>) -> Result<(), Error> {
         let client = ctx.client();
-        match client.tx(&self.hash)? {
-            Some(r) => {
-                let token = client.status().ok().and_then(|s| s.token);
-                ctx.out.result(&TxReport(r, token));
-                Ok(())
+        let verifier = ctx.verifier(&client)?;
+        let Some(answer) = client.tx(&self.hash)? else {
+            return Err(Error::TxNotFound { hash: self.hash });
+        };
+        let report = match verifier {
+            None => TxReport {
+                response: answer,
+                verification: Verification::not(SKIPPED),
+                token: client.status().ok().and_then(|s| s.token),
+            },
+            Some(v) => {
+                let token = v.token().cloned();
+                match unverifiable(&answer.status) {
+                    Some(reason) => TxReport {
+                        response: answer,
+                        verification: Verification::not(reason),
+                        token,
+                    },
+                    None => {
+                        let verified = v.tx(&client, &self.hash)?;
+                        let status = TxStatus::Final {
+                            height: verified.at.header.height,
+                            index: verified.index,
+                        };
+                        if answer.status != status {
+                            ctx.out.note(&format!(
+                                "note: the node said {}, its proof shows {}; showing the proof",
+                                describe_status(&answer.status),
+                                describe_status(&status)
+                            ));
+                        }
+                        TxReport {
+                            response: TxResponse {
+                                hash: verified.hash,
+                                status,
+                                from_address: Some(verified.transaction.tx.sender()),
+                                transaction: Some(verified.transaction),
+                            },
+                            verification: Verification::by(&verified.at),
+                            token,
+                        }
+                    }
+                }
             }
-            None => Err(Error::TxNotFound { hash: self.hash }),
-        }
+        };
+        ctx.out.result(&report);
+        Ok(())
     }
 }
 
@@ -78,10 +143,15 @@ mod tests {
     use ledger_core::{Amount, ChainId, Height, Keypair, Nonce, Transaction, TxError};
 
     fn human(r: TxResponse) -> String {
+        let verification = Verification::not(unverifiable(&r.status).unwrap_or(SKIPPED));
         let mut out = Vec::new();
-        TxReport(r, Some(Token::dev()))
-            .human(&mut out)
-            .expect("writes");
+        TxReport {
+            response: r,
+            verification,
+            token: Some(Token::dev()),
+        }
+        .human(&mut out)
+        .expect("writes");
         String::from_utf8(out).expect("utf-8")
     }
 
@@ -112,7 +182,8 @@ mod tests {
             text,
             format!(
                 "hash     {}\nstatus   final at height 9 (index 0)\nfrom     {}\nto       {to}\n\
-                 amount   0.000010 LDG (10 base units)\nfee      0.000001 LDG (1 base unit)\nnonce    4\nmemo     \"hi\"\nchain    dev\n",
+                 amount   0.000010 LDG (10 base units)\nfee      0.000001 LDG (1 base unit)\nnonce    4\nmemo     \"hi\"\nchain    dev\n\
+                 verified: no (--no-verify: the node's answer was not checked)\n",
                 stx.hash(),
                 key.address()
             )
@@ -135,7 +206,8 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "hash     {}\nstatus   rejected: insufficient funds: have 5, need 12\n",
+                "hash     {}\nstatus   rejected: insufficient funds: have 5, need 12\n\
+                 verified: no (rejected: a rejected transaction is in no block; this is the node's word)\n",
                 Hash::ZERO
             )
         );
@@ -155,7 +227,8 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "hash     {}\nstatus   dropped from the mempool: replaced by {by} (higher fee)\n",
+                "hash     {}\nstatus   dropped from the mempool: replaced by {by} (higher fee)\n\
+                 verified: no (dropped: a dropped transaction is in no block; this is the node's word)\n",
                 Hash::ZERO
             )
         );

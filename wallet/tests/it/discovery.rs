@@ -7,13 +7,13 @@ use crate::fake_node::{Behaviour, DEV_BALANCE, FakeNode};
 use crate::{tempdir, wallet, wallet_in};
 
 /// A loopback port nothing listens on (bound, then released).
-fn dead_addr() -> String {
+pub fn dead_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     l.local_addr().expect("addr").to_string()
 }
 
 /// A testnet folder whose state.json lists these API addresses as nodes 0, 1, ...
-fn write_state(dir: &Path, api_addrs: &[&str]) {
+pub fn write_state(dir: &Path, api_addrs: &[&str]) {
     std::fs::create_dir_all(dir).expect("creates the folder");
     let nodes: Vec<serde_json::Value> = api_addrs
         .iter()
@@ -24,7 +24,7 @@ fn write_state(dir: &Path, api_addrs: &[&str]) {
     std::fs::write(dir.join("state.json"), state.to_string()).expect("writes state.json");
 }
 
-fn addr_of(url: &str) -> &str {
+pub fn addr_of(url: &str) -> &str {
     url.trim_start_matches("http://")
 }
 

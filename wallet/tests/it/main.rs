@@ -7,6 +7,8 @@ mod keygen;
 mod queries;
 mod refusals;
 mod transfer;
+mod trust_root;
+mod verified;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -33,14 +35,19 @@ impl Run {
     }
 }
 
-/// Runs `wallet args...` with a clean environment: `home` as HOME, no LEDGER_NODE, WALLET_HOME,
-/// TESTNET_DIR, XDG_STATE_HOME or proxy settings, stdin closed.
+/// Runs `wallet args...` with a clean environment: `home` as HOME, no LEDGER_NODE, LEDGER_GENESIS,
+/// WALLET_HOME, TESTNET_DIR, XDG_STATE_HOME or proxy settings, stdin closed.
 pub fn wallet(home: &Path, args: &[&str]) -> Run {
     wallet_in(home, home, args)
 }
 
 /// [`wallet`] run in the folder `cwd` (where it looks for `./.testnet`).
 pub fn wallet_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
+    wallet_env(cwd, home, &[], args)
+}
+
+/// [`wallet_in`] with these environment variables set.
+pub fn wallet_env(cwd: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     let Output {
         status,
         stdout,
@@ -52,7 +59,9 @@ pub fn wallet_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
         .env_remove("TESTNET_DIR")
         .env_remove("XDG_STATE_HOME")
         .env_remove("LEDGER_NODE")
+        .env_remove("LEDGER_GENESIS")
         .env_remove("WALLET_HOME")
+        .envs(env.iter().copied())
         .env_remove("http_proxy")
         .env_remove("HTTP_PROXY")
         .env_remove("ALL_PROXY")

@@ -37,7 +37,16 @@ fn balance_of_own_key_and_of_any_address() {
         )),
         "{run:?}"
     );
-    assert!(run.stdout.contains("(2 pending)"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("(2 pending; the node's mempool view, not verified)"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .ends_with("verified: signed by 4 of 4 validators at height 7\n"),
+        "{run:?}"
+    );
 
     let addr = dev_address(0).to_string();
     let run = wallet(

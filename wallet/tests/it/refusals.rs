@@ -179,7 +179,13 @@ fn help_documents_exit_codes_and_dev_keys() {
         run.stdout
             .contains("4  the transaction was dropped from the mempool")
     );
+    assert!(
+        run.stdout
+            .contains("5  the node's answer failed verification")
+    );
     assert!(run.stdout.contains("LEDGER_NODE"));
+    assert!(run.stdout.contains("LEDGER_GENESIS"));
+    assert!(run.stdout.contains("--no-verify"));
     let run = wallet(home.path(), &["transfer", "--help"]);
     assert!(run.stdout.contains("DEV ONLY"), "{run:?}");
 }
