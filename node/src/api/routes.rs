@@ -445,7 +445,7 @@ pub struct ProofQuery {
         (status = 200, description = "The account's balance and nonce at a final height (zero for an unused address) with its state-tree proof, the header it is proven against and that header's commit certificate: enough to check it against the genesis without trusting this node (`ledger_core::light`). `format` is 1; the proof is the hex of its canonical encoding, at most 16,709 bytes.", body = AccountProofResponse),
         (status = 400, description = "invalid_address, invalid_height", body = super::openapi::ErrorBody),
         (status = 404, description = "not_found: the height is above the head, or the chain has no final block yet", body = super::openapi::ErrorBody),
-        (status = 410, description = "height_not_kept: the state at that height was pruned (`oldest_kept` says which is kept)", body = super::openapi::ErrorBody),
+        (status = 410, description = "height_not_kept: the state at that height was pruned (`oldest_kept` is the oldest height still kept, `head` the head)", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_account_proof(
     State(ctx): State<ApiContext>,
@@ -495,20 +495,38 @@ fn account_proof(
             &format!("block or certificate {height} missing below the head {head}"),
         ));
     };
+    let not_kept = |head: Height| {
+        let oldest = s.oldest_kept_height(head).max(Height(1));
+        ApiFailure::new(
+            StatusCode::GONE,
+            "height_not_kept",
+            format!(
+                "this node no longer keeps the state at height {height}; the oldest it keeps is {oldest}"
+            ),
+        )
+        .with_field("height", height.0)
+        .with_field("head", head.0)
+        .with_field("oldest_kept", oldest.0)
+    };
+    if height < s.oldest_kept_height(head) {
+        return Err(not_kept(head));
+    }
     let version = s.state_genesis_version()? + head.0;
     let state_store: Arc<dyn StateStore> = store.clone();
-    let proof = LedgerState::open(state_store, head, version, None)
+    let proof = match LedgerState::open(state_store, head, version, None)
         .and_then(|state| state.prove_at(address, height))
-        .map_err(|e| match e {
-            StateError::HeightNotKept { .. } => ApiFailure::new(
-                StatusCode::GONE,
-                "height_not_kept",
-                format!("this node no longer keeps the state at height {height}"),
-            )
-            .with_field("height", height.0)
-            .with_field("head", head.0),
-            other => ApiFailure::internal("account proof", &other),
-        })?;
+    {
+        Ok(proof) => proof,
+        // Blocks committed while the tree was read may have pruned `height` meanwhile: that is
+        // a height no longer kept, not a fault.
+        Err(e) => {
+            let now = s.head_height()?;
+            if height < s.oldest_kept_height(now) || matches!(e, StateError::HeightNotKept { .. }) {
+                return Err(not_kept(now));
+            }
+            return Err(ApiFailure::internal("account proof", &e));
+        }
+    };
     // A proof that does not match our own header is corruption; never serve it.
     proof
         .verify(&header.state_root)

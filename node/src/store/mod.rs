@@ -485,6 +485,16 @@ impl Store {
         self.get_decoded(Table::Blocks, &height_key(height))
     }
 
+    /// The oldest height whose state is provable while `head` is the head: pruning never deletes
+    /// what the states of the last `state_versions_kept` heights need. Older states may be partly
+    /// deleted already, so they count as gone even while their root is still readable.
+    pub fn oldest_kept_height(&self, head: Height) -> Height {
+        match self.versions_kept {
+            None => Height(0),
+            Some(kept) => Height(head.0.saturating_sub(kept - 1)),
+        }
+    }
+
     /// The header of the block at `height`, decoded from the front of the stored block without
     /// decoding its transactions (a block is its header, then its body).
     pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {

@@ -106,7 +106,6 @@ async fn proofs_review_every_kept_height_verifies_at_the_height_asked() {
 /// The OpenAPI description of the 410 promises an `oldest_kept` field saying which height is
 /// still kept, so a client can ask again there; the answer carries only `height` and `head`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING: the 410 height_not_kept answer has no `oldest_kept` field, though the OpenAPI description of /v1/accounts/{address}/proof says it does"]
 async fn proofs_review_a_410_says_which_height_is_the_oldest_kept() {
     let n = InProcess::start_with(|c| c.store.state_versions_kept = 2).await;
     n.wait_height(6).await;
@@ -171,7 +170,6 @@ async fn proofs_review_every_transaction_of_a_busy_block_verifies_at_its_index()
 /// (410 for a height that the race made old); a 500 breaks "unanswerable questions get typed
 /// 4xx" and makes an honest node look broken to a wallet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING: a proof request racing with a pruning commit gets a 500 instead of a 410 (head read, then State::open/get_with_proof on a version the commit just pruned)"]
 async fn proofs_review_requests_racing_with_pruning_commits_never_get_a_500() {
     let n = Arc::new(InProcess::start_with(|c| c.store.state_versions_kept = 1).await);
     let trust = Arc::new(TrustedChain::new(&n.genesis));
