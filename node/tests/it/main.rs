@@ -8,6 +8,7 @@ mod e2e;
 mod explorer_browser;
 mod explorer_verify;
 mod http_limits;
+mod lying_node;
 mod lying_proxy;
 mod multihost;
 mod netns;
