@@ -14,19 +14,16 @@
 //! signatures and proof, after the fetches) is printed as `explorer verify ms: account=… tx=…`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
-use ledger_core::{Address, Amount};
+use ledger_core::Address;
 use serde_json::{Value, json};
 
-use crate::common::{Process, account, fast_genesis, free_addr, one_validator_files_for, transfer};
+use crate::browser::{ChromeDriver, WAIT, balance, browser_paths, digits, genesis_with_a_whale};
+use crate::common::{Process, account, free_addr, one_validator_files_for, transfer};
 use crate::lying_proxy::{Lie, LyingProxy};
 
-/// Above 2^53: a JavaScript number would round it; the check encodes it exactly (BigInt).
-const WHALE: u64 = 12_345_678_901_234_567_891;
-const WAIT: Duration = Duration::from_secs(30);
 /// Page loads per measured page kind; the median is printed.
 const TIMING_RUNS: usize = 5;
 
@@ -163,114 +160,9 @@ fn explorer_verifies_proofs_and_reports_a_lying_node() {
     });
 }
 
-fn genesis_with_a_whale() -> ledger_core::genesis::Genesis {
-    let g = fast_genesis(1, 8);
-    let mut accounts = g.accounts().to_vec();
-    accounts[7].balance = Amount(WHALE);
-    ledger_core::genesis::Genesis::new(
-        g.chain_id().clone(),
-        g.genesis_time_ms(),
-        None,
-        g.consensus_params().clone(),
-        g.validators().validators().to_vec(),
-        accounts,
-    )
-    .expect("valid genesis")
-    .with_token(g.token().cloned())
-}
-
-fn balance(node: &Process, address: &Address) -> u64 {
-    let (status, v) = node.get(&format!("/v1/accounts/{address}"));
-    assert_eq!(status, 200, "{v}");
-    v["balance"].as_u64().expect("balance")
-}
-
-fn digits(text: &str) -> u64 {
-    let d: String = text.chars().filter(char::is_ascii_digit).collect();
-    d.parse().unwrap_or(0)
-}
-
 fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
-}
-
-// ---------------------------------------------------------------------------------------------
-// The browser (as in explorer_browser.rs: Debian's chromium and chromium-driver).
-
-fn browser_paths() -> (PathBuf, PathBuf) {
-    let chromium = std::env::var_os("LEDGER_TEST_CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    let driver = std::env::var_os("LEDGER_TEST_CHROMEDRIVER")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
-    for p in [&chromium, &driver] {
-        assert!(
-            p.is_file(),
-            "the explorer verification test needs Chromium and ChromeDriver; {} not found. Install \
-             them with `sudo apt-get install chromium chromium-driver` (scripts/test.sh does this), \
-             or set LEDGER_TEST_CHROMIUM and LEDGER_TEST_CHROMEDRIVER.",
-            p.display()
-        );
-    }
-    (chromium, driver)
-}
-
-/// chromedriver on a free port, in its own process group: dropping it ends its Chromiums too.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    fn start(path: &Path, dir: &Path) -> ChromeDriver {
-        use std::os::unix::process::CommandExt;
-        let port = free_addr().port();
-        let child = Command::new(path)
-            .arg(format!("--port={port}"))
-            .arg(format!(
-                "--log-path={}",
-                dir.join("chromedriver-verify.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
-        let d = ChromeDriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(mut r) = agent.get(&format!("{}/status", d.url)).call()
-                && r.body_mut()
-                    .read_json::<Value>()
-                    .is_ok_and(|v| v["value"]["ready"] == true)
-            {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What the page's verification badge says once it has decided.

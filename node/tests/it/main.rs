@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_peer;
+mod browser;
 mod common;
 mod crash;
 mod e2e;
