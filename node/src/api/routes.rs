@@ -439,7 +439,7 @@ pub struct ProofQuery {
 #[utoipa::path(get, path = "/v1/accounts/{address}/proof", tag = "accounts",
     params(
         ("address" = Address, Path, description = "Account address (ldg1...)"),
-        ("height" = Option<u64>, Query, minimum = 1, description = "A final height (default: the head). Heights older than the node's `state_versions_kept` are gone (410)."),
+        ("height" = Option<u64>, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_u64, description = "A final height (default: the head). Heights older than the node's `state_versions_kept` are gone (410)."),
     ),
     responses(
         (status = 200, description = "The account's balance and nonce at a final height (zero for an unused address) with its state-tree proof, the header it is proven against and that header's commit certificate: enough to check it against the genesis without trusting this node (`ledger_core::light`). `format` is 1; the proof is the hex of its canonical encoding, at most 16,709 bytes.", body = AccountProofResponse),

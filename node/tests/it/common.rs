@@ -381,3 +381,16 @@ pub fn one_validator_files_for(dir: &Path, genesis: Genesis) -> (Genesis, PathBu
     );
     (genesis, gpath, kpath)
 }
+
+/// The `wallet` binary of this workspace, next to `ledger-node` (the test command builds the
+/// whole workspace before it runs tests).
+pub fn wallet_bin() -> PathBuf {
+    let wallet = Path::new(env!("CARGO_BIN_EXE_ledger-node")).with_file_name("wallet");
+    assert!(
+        wallet.is_file(),
+        "{} is missing: build the workspace first (`cargo build --release --workspace`, as \
+         scripts/build.sh does)",
+        wallet.display()
+    );
+    wallet
+}

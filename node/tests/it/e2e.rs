@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::common::{Process, account, free_addr, one_validator_files, transfer, verify_cli};
+use crate::common::{
+    Process, account, free_addr, one_validator_files, transfer, verify_cli, wallet_bin,
+};
 
 #[test]
 fn real_process_commits_transfers_and_serves_them() {
@@ -71,26 +73,20 @@ fn real_process_commits_transfers_and_serves_them() {
     assert!(st["height"].as_u64().expect("height") >= report["height"].as_u64().expect("height"));
 }
 
-/// The `wallet` binary of this workspace, next to `ledger-node` (the test command builds the
-/// whole workspace before it runs tests).
-fn wallet_bin() -> std::path::PathBuf {
-    let node = std::path::Path::new(env!("CARGO_BIN_EXE_ledger-node"));
-    let wallet = node.with_file_name("wallet");
-    assert!(
-        wallet.exists(),
-        "{} is missing: build the workspace first (cargo build --release --workspace)",
-        wallet.display()
-    );
-    wallet
-}
-
-/// Runs the real wallet against `url` with a scratch home; returns (exit code, stdout, stderr).
-fn wallet(home: &std::path::Path, url: &str, args: &[&str]) -> (i32, String, String) {
+/// Runs the real wallet against `url` with a scratch home, trusting the chain of `genesis`;
+/// returns (exit code, stdout, stderr).
+fn wallet(
+    home: &std::path::Path,
+    url: &str,
+    genesis: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String) {
     let out = std::process::Command::new(wallet_bin())
         .arg("--node")
         .arg(url)
         .args(args)
         .env("HOME", home)
+        .env("LEDGER_GENESIS", genesis)
         .env_remove("LEDGER_NODE")
         .env_remove("WALLET_HOME")
         .stdin(std::process::Stdio::null())
@@ -123,6 +119,7 @@ fn wallet_transfers_to_a_real_node_become_final_and_read_back_over_http() {
         let (code, out, err) = wallet(
             home.path(),
             url,
+            &gpath,
             &[
                 "--json",
                 "transfer",
@@ -167,12 +164,12 @@ fn wallet_transfers_to_a_real_node_become_final_and_read_back_over_http() {
     }
     let (_, after) = p.get(&format!("/v1/accounts/{to}"));
     assert_eq!(after["balance"].as_u64(), Some(before + 6_000));
-    let (code, out, _) = wallet(home.path(), url, &["--json", "balance", &to]);
+    let (code, out, _) = wallet(home.path(), url, &gpath, &["--json", "balance", &to]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(v["balance"], after["balance"]);
     let hash = finals[0]["hash"].as_str().expect("hash");
-    let (code, out, _) = wallet(home.path(), url, &["tx", hash]);
+    let (code, out, _) = wallet(home.path(), url, &gpath, &["tx", hash]);
     assert_eq!(code, 0);
     assert!(out.contains("final"), "{out}");
 
@@ -180,6 +177,7 @@ fn wallet_transfers_to_a_real_node_become_final_and_read_back_over_http() {
     let (code, out, err) = wallet(
         home.path(),
         url,
+        &gpath,
         &[
             "transfer",
             "--dev",

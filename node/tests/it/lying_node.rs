@@ -7,30 +7,14 @@
 //! The wallet binary is the one `scripts/build.sh` builds beside `ledger-node` (`.ci/run` builds
 //! the whole workspace before the tests).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ledger_core::genesis::Genesis;
 use serde_json::Value;
 
-use crate::common::{Process, account, free_addr, one_validator_files, transfer};
+use crate::common::{Process, account, free_addr, one_validator_files, transfer, wallet_bin};
 use crate::lying_proxy::{Lie, LyingProxy};
-
-/// `wallet` next to the `ledger-node` cargo built for these tests.
-fn wallet_bin() -> PathBuf {
-    let node = PathBuf::from(env!("CARGO_BIN_EXE_ledger-node"));
-    let wallet = node
-        .parent()
-        .expect("the node binary has a folder")
-        .join("wallet");
-    assert!(
-        wallet.is_file(),
-        "{} is missing: build the workspace first (`cargo build --release --workspace`, as \
-         scripts/build.sh does)",
-        wallet.display()
-    );
-    wallet
-}
 
 /// What one wallet run did: its exit code, its JSON answer (stdout's last line) and stderr.
 struct Run {
