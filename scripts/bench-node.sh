@@ -10,12 +10,13 @@
 # 3. saturation: `testnet load --rate 0` (pre-signed transfers from many accounts, batch submit)
 #    -> final transfers per second;
 # 4. half of that rate for BENCH_HALF_SECS seconds -> submit-to-final p50 / p99;
-# 5. start-up time to serving on a store of 100,000 blocks (`cargo bench --workspace --bench startup`).
+# 5. start-up time to serving on a store of 100,000 blocks (`cargo bench --workspace --bench startup`),
+#    with the genesis's accounts and again with 1,000,000 more (start-up cost must not grow with them).
 #
 # Ends with `final_tps=<n> p50_ms=<n> p99_ms=<n> read_rps=<n> rss_mb=<n>` (rss_mb: most resident
 # memory seen under load), after a line with the idle memory and the start-up time.
 # Knobs: BENCH_NO_BUILD=1 (use the release binaries as built), BENCH_SAT_TXS (default 200000), BENCH_HALF_SECS (20), BENCH_READ_SECS (10),
-# BENCH_READ_CLIENTS (8), BENCH_BLOCKS (100000), BENCH_SKIP_STARTUP=1.
+# BENCH_READ_CLIENTS (8), BENCH_BLOCKS (100000), BENCH_STARTUP_ACCOUNTS (1000000), BENCH_SKIP_STARTUP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -46,11 +47,14 @@ load_sat_and_half "$SAT_TXS" "$HALF_SECS"
 
 STARTUP="skipped"
 if [ "${BENCH_SKIP_STARTUP:-0}" != 1 ]; then
-  echo "== start-up on a store of ${BENCH_BLOCKS:-100000} blocks"
-  cargo bench --workspace --locked --bench startup > "$DIR/startup.log" 2>&1 || { cat "$DIR/startup.log"; exit 1; }
-  cat "$DIR/startup.log"
-  STARTUP_OUT="$(tail -n 1 "$DIR/startup.log")"
-  STARTUP="$(echo "$STARTUP_OUT" | sed -n 's/.*startup_ms_median=\([0-9]*\).*/\1/p') ms (median; ${STARTUP_OUT})"
+  STARTUP=""
+  for accounts in 0 "${BENCH_STARTUP_ACCOUNTS:-1000000}"; do
+    echo "== start-up on a store of ${BENCH_BLOCKS:-100000} blocks and ${accounts} more accounts"
+    BENCH_ACCOUNTS="$accounts" cargo bench --workspace --locked --bench startup > "$DIR/startup.log" 2>&1 || { cat "$DIR/startup.log"; exit 1; }
+    cat "$DIR/startup.log"
+    STARTUP_OUT="$(tail -n 1 "$DIR/startup.log")"
+    STARTUP="${STARTUP}$(echo "$STARTUP_OUT" | sed -n 's/.*startup_ms_median=\([0-9]*\).*/\1/p') ms with ${accounts} more accounts (median; ${STARTUP_OUT}); "
+  done
 fi
 
 RSS_MAX=$(printf '%s\n' "$RSS_SAT" "$RSS_HALF" "$RSS_READ" | sort -n | tail -n 1)

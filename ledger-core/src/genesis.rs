@@ -468,8 +468,8 @@ fn check_validators(validators: Vec<Validator>) -> Result<ValidatorSet, GenesisE
     ValidatorSet::new(validators).map_err(GenesisError::ValidatorSet)
 }
 
-/// A key that can sign under the pinned rule: a valid curve point of large order
-/// (`verify_strict` rejects every signature of a small-order key).
+/// A key fit for a validator: a valid curve point of large order. Under ZIP-215 anyone can make a
+/// signature that verifies for a small-order key, so such a key must never hold voting power.
 fn is_usable_key(key: &PublicKey) -> bool {
     ed25519_dalek::VerifyingKey::from_bytes(&key.0).is_ok_and(|k| !k.is_weak())
 }

@@ -5,7 +5,7 @@
 //! out as return values. This is what lets the consensus run in a deterministic simulation.
 //!
 //! - [`hash`], [`codec`], [`crypto`]: SHA-256, the canonical borsh encoding, ed25519 under the pinned
-//!   `verify_strict` rule with domain-separated, chain-bound signing.
+//!   ZIP-215 rule, one signature or a batch, with domain-separated, chain-bound signing.
 //! - [`types`]: chain id, checksummed addresses, amounts, nonces, heights.
 //! - [`tx`], [`block`], [`vote`], [`validator`]: transactions, blocks, votes, commit certificates,
 //!   the validator set.

@@ -9,7 +9,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::crypto::{Domain, Keypair, PublicKey, Signature};
+use crate::crypto::{self, Domain, Keypair, PublicKey, Signature};
 use crate::hash::Hash;
 use crate::types::{Address, Amount, ChainId, Nonce};
 
@@ -121,8 +121,11 @@ impl Transaction {
 }
 
 impl SignedTransaction {
-    /// SHA-256 of the canonical encoding (signature included; `verify_strict` signatures are not
-    /// malleable, so a transaction has exactly one hash).
+    /// SHA-256 of the canonical encoding, signature included. No one but the signer can make a
+    /// second valid signature of a transaction: ZIP-215 requires a canonical `S`, and the only
+    /// other encodings it accepts are those of points with a tiny y coordinate, which an honest
+    /// signature's `R` never is. A signer who signs twice has made two transactions with one
+    /// nonce, and only one of them applies.
     pub fn hash(&self) -> Hash {
         Hash::digest(&codec::encode(self))
     }
@@ -222,6 +225,41 @@ impl Prechecked {
             .map_err(|_| TxError::BadSignature)?;
         Ok(checked)
     }
+}
+
+/// Checks the signatures of `txs` in batches ([`crypto::verify_each`]): one verdict per
+/// transaction, in order, so one bad signature does not reject its neighbours.
+pub fn verify_signatures(
+    txs: Vec<Prechecked>,
+    chain_id: &ChainId,
+) -> Vec<Result<VerifiedTransaction, TxError>> {
+    let messages: Vec<Vec<u8>> = txs
+        .iter()
+        .map(|p| {
+            let payload = codec::encode(&p.0.tx.tx);
+            crypto::signing_bytes(Domain::Transaction, chain_id, &payload)
+        })
+        .collect();
+    let checks: Vec<crypto::SignatureCheck<'_>> = txs
+        .iter()
+        .zip(&messages)
+        .map(|(p, message)| crypto::SignatureCheck {
+            key: &p.0.tx.tx.from,
+            message,
+            signature: &p.0.tx.signature,
+        })
+        .collect();
+    let verdicts = crypto::verify_each(&checks);
+    txs.into_iter()
+        .zip(verdicts)
+        .map(|(p, ok)| {
+            if ok {
+                Ok(p.0)
+            } else {
+                Err(TxError::BadSignature)
+            }
+        })
+        .collect()
 }
 
 /// A transaction whose stateless checks and signature passed. Hash, sender and size are cached.

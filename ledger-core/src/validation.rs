@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::block::{Block, BlockHeader, BodyError, CommittedBlock, SealedBlock};
 use crate::codec;
-use crate::crypto::Domain;
+use crate::crypto::{self, Domain, SignatureCheck};
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::merkle;
@@ -324,29 +324,35 @@ pub fn validate_block(
 }
 
 /// The index of the first transaction whose signature does not verify (skipping those the caller
-/// verified already), checking all of them in parallel.
+/// verified already), checking the others in batches in parallel ([`crypto::verify_all`]).
 fn first_bad_signature(
     txs: &[VerifiedTransaction],
     chain_id: &ChainId,
     already_verified: &(dyn Fn(&Hash) -> bool + Sync),
 ) -> Option<usize> {
-    txs.par_iter()
+    let unverified: Vec<(usize, Vec<u8>)> = txs
+        .par_iter()
         .enumerate()
         .filter(|(_, tx)| !already_verified(&tx.hash()))
-        .filter(|(_, tx)| {
+        .map(|(i, tx)| {
             let payload = codec::encode(tx.tx());
-            tx.tx()
-                .from
-                .verify(
-                    Domain::Transaction,
-                    chain_id,
-                    &payload,
-                    &tx.signed().signature,
-                )
-                .is_err()
+            (
+                i,
+                crypto::signing_bytes(Domain::Transaction, chain_id, &payload),
+            )
         })
-        .map(|(i, _)| i)
-        .min()
+        .collect();
+    let checks: Vec<SignatureCheck<'_>> = unverified
+        .iter()
+        .map(|(i, message)| SignatureCheck {
+            key: &txs[*i].tx().from,
+            message,
+            signature: &txs[*i].signed().signature,
+        })
+        .collect();
+    crypto::verify_all(&checks)
+        .err()
+        .map(|bad| unverified[bad].0)
 }
 
 /// Execution of `txs` (stateless checks passed, signatures

@@ -39,7 +39,6 @@ use ledger_core::state::Account;
 use ledger_core::{
     Address, Amount, ChainId, Hash, Nonce, SignedTransaction, TxError, VerifiedTransaction,
 };
-use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::MempoolConfig;
@@ -810,20 +809,34 @@ impl std::fmt::Debug for Msg {
     }
 }
 
-/// Verifies signatures and stateless rules, in parallel for more than a few transactions.
+/// Verifies stateless rules, then the signatures of those that pass in batches
+/// (`ledger_core::tx::verify_signatures`): one verdict per transaction, in order.
 pub fn verify_batch(
     txs: Vec<SignedTransaction>,
     chain_id: &ChainId,
 ) -> Vec<Result<VerifiedTransaction, (Hash, TxError)>> {
-    let one = |tx: SignedTransaction| {
+    let mut verdicts: Vec<Option<Result<VerifiedTransaction, (Hash, TxError)>>> =
+        Vec::with_capacity(txs.len());
+    let mut prechecked = Vec::with_capacity(txs.len());
+    let mut slots = Vec::with_capacity(txs.len());
+    for tx in txs {
         let hash = tx.hash();
-        tx.verify(chain_id).map_err(|e| (hash, e))
-    };
-    if txs.len() < 8 {
-        txs.into_iter().map(one).collect()
-    } else {
-        txs.into_par_iter().map(one).collect()
+        match tx.precheck(chain_id) {
+            Ok(p) => {
+                slots.push((verdicts.len(), hash));
+                prechecked.push(p);
+                verdicts.push(None);
+            }
+            Err(e) => verdicts.push(Some(Err((hash, e)))),
+        }
     }
+    for ((slot, hash), v) in slots
+        .into_iter()
+        .zip(ledger_core::tx::verify_signatures(prechecked, chain_id))
+    {
+        verdicts[slot] = Some(v.map_err(|e| (hash, e)));
+    }
+    verdicts.into_iter().flatten().collect()
 }
 
 impl MempoolHandle {

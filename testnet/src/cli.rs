@@ -45,7 +45,8 @@ pub enum Command {
     Logs(cmd::logs::LogsArgs),
     /// Start an extra full node (no validator key) that syncs from the bootnode.
     Join(cmd::join::JoinArgs),
-    /// Generate transfer load (or read load) and measure throughput and latency.
+    /// Generate transfer load (or read load) and measure throughput and latency (latency from each
+    /// transfer's scheduled send time). Exits 3 when a submitted transfer was refused or not final.
     Load(cmd::load::LoadArgs),
     /// Run a seeded nemesis (kill -9, restart, isolate, heal, cut off more than f, restart every
     /// node) under transfer load, then heal everything and check the invariants.

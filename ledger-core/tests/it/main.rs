@@ -14,3 +14,4 @@ mod sim;
 mod speccheck;
 mod state_review;
 mod wire_vectors;
+mod zip215;

@@ -1,54 +1,55 @@
 //! The ed25519-speccheck vectors ("Taming the many EdDSAs", Chalkias, Garillot, Nikolaenko, 2020),
-//! pinned with the verdict of the ledger's rule, `verify_strict`.
+//! pinned with the verdict of the ledger's rule, ZIP-215 (ADR 0014).
 //!
 //! The 12 cases (`tests/data/ed25519-speccheck-cases.txt`, verbatim from
 //! novifinancial/ed25519-speccheck, see `tests/data/README.md`) probe where Ed25519 verifiers
 //! disagree. A consensus rule must give every case the same verdict on every node, forever, so
-//! the verdicts are pinned here for both paths a signature can take: one at a time
-//! (`PublicKey::verify_raw`, used for single transactions and votes) and in parallel
-//! (`crypto::verify_all`, used for blocks and certificates).
+//! the verdicts are pinned here for every path a signature can take: one at a time
+//! (`PublicKey::verify_raw`: single transactions and votes), a batch ([`crypto::verify_all`]:
+//! blocks and certificates) and per-item verdicts of a batch ([`crypto::verify_each`]: gossiped
+//! and submitted transaction batches).
 //!
-//! Expected verdicts follow from the rule's definition (see `crypto.rs`): reject a small-order `A`
-//! or `R`, reject a non-canonical `S` (`S >= L`), check the cofactorless equation
-//! `[S]B = R + [k]A` on the canonical encoding of `R`. They agree with the "Dalek strict" row of the
-//! speccheck repository's `results.md` (only case 3 verifies); ed25519-dalek's `verify_strict`
-//! gives exactly these verdicts, so there is no divergence to document.
+//! Expected verdicts follow from the rule's definition (see `crypto.rs`): a canonical `S`
+//! (`S < L`), any point encodings that decode (small order and non-canonical included), the
+//! cofactored equation `[8][S]B = [8]R + [8][k]A` with `k` hashed over the encodings as sent.
+//! They are the "Zebra" row of the speccheck repository's `results.md` (ed25519-zebra implements
+//! ZIP-215): every case verifies but 6, 7 and 8.
 
 use ledger_core::crypto::{self, PublicKey, Signature, SignatureCheck};
 
 const CASES: &str = include_str!("../data/ed25519-speccheck-cases.txt");
 
-/// (case, verifies under verify_strict, why).
+/// (case, verifies under ZIP-215, why).
 const EXPECTED: [(usize, bool, &str); 12] = [
     (
         0,
-        false,
-        "S = 0, A and R of small order: small-order A and R are rejected",
+        true,
+        "S = 0, A and R of small order: both sides are the identity once multiplied by 8",
     ),
     (
         1,
-        false,
-        "0 < S < L, A small order, R mixed order: small-order (weak) key rejected",
+        true,
+        "0 < S < L, A small order, R mixed order: the cofactored equation holds",
     ),
     (
         2,
-        false,
-        "0 < S < L, A mixed order, R small order: small-order R rejected",
+        true,
+        "0 < S < L, A mixed order, R small order: the cofactored equation holds",
     ),
     (
         3,
         true,
-        "0 < S < L, A and R mixed order, cofactorless equation holds: torsion cancels, accepted",
+        "0 < S < L, A and R mixed order, cofactorless equation holds: so does the cofactored one",
     ),
     (
         4,
-        false,
-        "A and R mixed order, only the cofactored equation holds: cofactorless check fails",
+        true,
+        "A and R mixed order, only the cofactored equation holds: cofactored is the rule",
     ),
     (
         5,
-        false,
-        "A mixed order, R of order L, only the cofactored equation holds: cofactorless check fails",
+        true,
+        "A mixed order, R of order L, only the cofactored equation holds: cofactored is the rule",
     ),
     (
         6,
@@ -59,22 +60,22 @@ const EXPECTED: [(usize, bool, &str); 12] = [
     (
         8,
         false,
-        "R = non-canonical encoding of a small-order point (k computed on reduced R): small order",
+        "R = non-canonical encoding of a small-order point, k computed on the reduced R: k over the bytes as sent differs, the equation fails",
     ),
     (
         9,
-        false,
-        "R = non-canonical encoding of a small-order point (k on the bytes as sent): small order",
+        true,
+        "R = non-canonical encoding of a small-order point, k on the bytes as sent: accepted",
     ),
     (
         10,
-        false,
-        "A = non-canonical encoding of a small-order point (k on reduced A): small-order key",
+        true,
+        "A = non-canonical encoding of a small-order point, k on the reduced A: [8][k]A is the identity whatever k",
     ),
     (
         11,
-        false,
-        "A = non-canonical encoding of a small-order point (k on the bytes as sent): small-order key",
+        true,
+        "A = non-canonical encoding of a small-order point, k on the bytes as sent: accepted",
     ),
 ];
 
@@ -142,15 +143,18 @@ fn single_path_verdicts_match_the_pinned_rule() {
 }
 
 #[test]
-fn parallel_path_verdicts_match_the_single_path() {
+fn batch_path_verdicts_match_the_single_path() {
     let cases = cases();
     for (i, (c, (_, expected, why))) in cases.iter().zip(EXPECTED.iter()).enumerate() {
         let verdict = crypto::verify_all(&[check(c)]).is_ok();
         assert_eq!(verdict, *expected, "case {i} alone: {why}");
     }
-    // All twelve at once: the first failure is reported, in input order.
+    // All twelve at once: the first failure is reported, in input order, and each verdict of a
+    // batch is the single one.
     let all: Vec<SignatureCheck<'_>> = cases.iter().map(check).collect();
-    assert_eq!(crypto::verify_all(&all), Err(0));
+    assert_eq!(crypto::verify_all(&all), Err(6));
+    let each: Vec<bool> = EXPECTED.iter().map(|(_, v, _)| *v).collect();
+    assert_eq!(crypto::verify_each(&all), each);
     // Each rejected case hidden among many copies of the accepted one is still found, at its index.
     let good = &cases[3];
     for (i, c) in cases.iter().enumerate() {
@@ -161,6 +165,12 @@ fn parallel_path_verdicts_match_the_single_path() {
             crypto::verify_all(&batch),
             expected,
             "case {i} among valid ones"
+        );
+        let each = crypto::verify_each(&batch);
+        assert_eq!(each[40], EXPECTED[i].1, "case {i} among valid ones");
+        assert!(
+            each.iter().enumerate().all(|(j, v)| j == 40 || *v),
+            "case {i} rejected a neighbour"
         );
     }
 }

@@ -31,7 +31,6 @@ use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use moka::sync::Cache;
-use rayon::prelude::*;
 
 use ledger_core::consensus::{ConsensusMessage, Evidence, VerifiedMessage};
 use ledger_core::state::Account;
@@ -278,9 +277,8 @@ impl State {
         self.metrics
             .gossip_signature_checks(Topic::Transactions.label(), candidates.len() as u64);
         let verified: Result<Vec<VerifiedTransaction>, _> = self.metrics.time_signatures(|| {
-            candidates
-                .into_par_iter()
-                .map(|tx| tx.verify_signature(chain))
+            ledger_core::tx::verify_signatures(candidates, chain)
+                .into_iter()
                 .collect()
         });
         match verified {

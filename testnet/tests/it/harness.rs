@@ -145,6 +145,8 @@ pub fn serial() -> Serial {
 #[derive(Debug)]
 pub struct CliOutput {
     pub success: bool,
+    /// The exit code (`None` when killed by a signal or the timeout).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -231,6 +233,7 @@ impl Testnet {
         }
         CliOutput {
             success: status.is_some_and(|s| s.success()),
+            code: status.and_then(|s| s.code()),
             stdout,
             stderr,
         }

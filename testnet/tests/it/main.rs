@@ -86,6 +86,35 @@ fn n1_cli_smoke_every_command() {
     assert!(fields[0].1 > 0.0, "nothing became final: {out}");
     assert!(out.contains("rss_mb="), "{out}");
 
+    // Transfers not final when the drain ends (no drain at all) make the load exit 3: a run that
+    // lost transfers must not look like a measurement.
+    let lost = tn.cli(
+        &[
+            "load",
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+            "--accounts",
+            "10",
+            "--drain-secs",
+            "0",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        lost.code,
+        Some(3),
+        "load with transfers not final: {}\n{}",
+        lost.stdout,
+        lost.stderr
+    );
+    assert!(
+        lost.stderr.contains("refused or not final"),
+        "{}",
+        lost.stderr
+    );
+
     let url = tn.state().node(0).expect("node 0").api_url();
     let out = tn.cli_ok(&[
         "load",

@@ -5,8 +5,13 @@
 //! gossip ordering between nodes cannot make a transfer arrive before its predecessor.
 //!
 //! Finality is observed by polling committed blocks on one node (`/v1/blocks?from=&to=` every 50 ms);
-//! a transfer's latency is the time from the start of its batch request to the poll that saw its
-//! block, so it includes the submit request and up to one poll interval.
+//! a transfer's latency is the time from its batch's **scheduled** send time (at `--rate`; the
+//! actual start of the request at `--rate 0`) to the poll that saw its block, so it includes the
+//! submit request, up to one poll interval, and any time the generator itself fell behind its
+//! schedule: a client that cannot keep up shows as latency, not as a lower rate.
+//!
+//! The command exits non-zero (exit code 3) when any planned transfer was refused or not final by
+//! the end of the drain: a measurement that lost transfers is not a measurement of the rate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -145,6 +150,15 @@ pub fn run(targets: &[Target], args: &LoadArgs) -> anyhow::Result<ExitCode> {
     drive(&shared, targets, args, concurrency, start_height);
     let report = summarize(&shared, targets, args, batch, funding, presign_time);
     print_report(&report, args.json)?;
+    let lost = report.rejected + report.not_final;
+    if lost > 0 {
+        crate::errln!(
+            "error: {lost} of {} submitted transfers were refused or not final: the figures above \
+             describe a run that lost transfers",
+            report.submitted
+        );
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -631,8 +645,12 @@ fn sender(sh: &Shared<'_>, targets: &[Target], rate: u64, end: Instant) {
         let Some(b) = batches.get(i) else {
             return;
         };
-        if rate > 0 {
-            let due = sh.t0 + Duration::from_secs_f64(b.first_seq as f64 / rate as f64);
+        // The scheduled send time at a fixed rate: latency counts from it, so a sender that
+        // falls behind shows it (coordinated omission would hide it).
+        let scheduled =
+            (rate > 0).then(|| Duration::from_secs_f64(b.first_seq as f64 / rate as f64));
+        if let Some(offset) = scheduled {
+            let due = sh.t0 + offset;
             while Instant::now() < due {
                 if sh.stop_senders.load(Ordering::Relaxed) {
                     return;
@@ -640,7 +658,7 @@ fn sender(sh: &Shared<'_>, targets: &[Target], rate: u64, end: Instant) {
                 std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
             }
         }
-        let now = sh.stamp();
+        let now = scheduled.map_or_else(|| sh.stamp(), |offset| offset.as_micros() as u64 + 1);
         for &id in &b.ids {
             sh.submit_us[id as usize].store(now, Ordering::Relaxed);
         }
