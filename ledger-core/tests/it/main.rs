@@ -15,3 +15,4 @@ mod speccheck;
 mod state_review;
 mod wire_vectors;
 mod zip215;
+mod zip215_review;

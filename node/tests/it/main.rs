@@ -1,6 +1,7 @@
 //! The node's one integration test binary.
 
 mod api;
+mod batch_review;
 mod bad_peer;
 mod browser;
 mod common;
