@@ -15,9 +15,12 @@
 //! [`verify_each`]): the batch equation is the sum of the single cofactored equations with random
 //! 128-bit weights, so a batch passes exactly when every signature in it does (but with
 //! probability 2^-128). The weights are drawn from a ChaCha20 stream keyed by a hash of the whole
-//! batch, so verification stays deterministic (no ambient randomness) while no one can choose a
-//! batch knowing its weights. A batch that fails is checked one signature at a time, to find the
-//! bad ones without rejecting their neighbours. The ed25519-speccheck vectors of "Taming the many
+//! batch, so no one can choose a batch knowing its weights. Which signature gets which weight
+//! also follows the iteration order of `ed25519-zebra`'s hash map (seeded at random per map), so
+//! the batch equation itself is not reproducible; the verdict is: a batch of valid signatures
+//! always passes, and a batch that fails is checked one signature at a time, which finds the bad
+//! ones without rejecting their neighbours. Only a batch holding an invalid signature that passes
+//! anyway (probability 2^-128 per batch) could differ between nodes. The ed25519-speccheck vectors of "Taming the many
 //! EdDSAs" (Chalkias et al., 2020) are pinned with ZIP-215's verdicts in the tests, for both paths.
 //!
 //! Keys and signing stay with `ed25519-dalek`: only verification is ZIP-215.

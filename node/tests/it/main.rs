@@ -1,8 +1,8 @@
 //! The node's one integration test binary.
 
 mod api;
-mod batch_review;
 mod bad_peer;
+mod batch_review;
 mod browser;
 mod common;
 mod crash;
