@@ -31,15 +31,21 @@
 //! so a signature made for one chain or one kind of message is worthless for any other.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::{Signer, SigningKey};
-use ed25519_zebra::{VerificationKey, VerificationKeyBytes, batch};
+use ed25519_zebra::VerificationKey;
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex};
 
 use crate::ChainId;
 
@@ -102,8 +108,9 @@ impl PublicKey {
 
     /// ZIP-215 on a raw message (no domain prefix): the pinned rule itself.
     pub fn verify_raw(&self, message: &[u8], sig: &Signature) -> Result<(), BadSignature> {
-        let key = VerificationKey::try_from(self.0).map_err(|_| BadSignature)?;
-        key.verify(&ed25519_zebra::Signature::from_bytes(&sig.0), message)
+        let key = decoded_key(self).ok_or(BadSignature)?;
+        key.single
+            .verify(&ed25519_zebra::Signature::from_bytes(&sig.0), message)
             .map_err(|_| BadSignature)
     }
 }
@@ -116,15 +123,34 @@ pub struct SignatureCheck<'a> {
     pub signature: &'a Signature,
 }
 
-/// Signatures per batch. A batch's cost per signature falls with its size (one multiscalar
-/// multiplication for all), flattening out near a hundred; batches run in parallel (rayon), and a
-/// failed batch costs its size in single checks, so it is not made larger than that.
-pub const BATCH_SIZE: usize = 64;
+/// The most signatures in one batch. A batch's cost per signature falls with its size: on this
+/// project's reference machine (see docs/BENCHMARKS.md) 35 us at 64, 26 us at 256 and 24 us at
+/// 1,024, against 57 us for a single check, because above about 190 points the multiscalar
+/// multiplication switches from Straus to Pippenger. A failed batch costs its size in single
+/// checks, so batches stop growing where the gain flattens.
+pub const MAX_BATCH: usize = 256;
+
+/// The batch size for `n` checks: as large as [`MAX_BATCH`] allows while every rayon worker gets
+/// a batch, so a few hundred signatures are not left to one core.
+pub fn batch_size(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads().max(1))
+        .clamp(MIN_BATCH, MAX_BATCH)
+}
 
 /// Below this many checks a batch does not pay for its setup: they are checked one by one.
 const MIN_BATCH: usize = 4;
 
 /// Whether every check of `chunk` verifies, as one batch (or singly, when it is small).
+///
+/// The batch equation of ZIP-215, as `ed25519-zebra`'s batch verifier writes it, with the keys
+/// taken from the [decoded-key cache](decoded_key) instead of decompressed for every batch (that
+/// was a third of a batch's cost), and the weights drawn in input order:
+///
+/// `[8]( [-sum(z_i s_i)]B + sum([z_i]R_i) + sum_A([sum over A's checks of z_i k_i]A) ) = 0`,
+///
+/// where `k_i` is hashed from `R_i`, `A_i` and the message as encoded, and the `z_i` are 128-bit
+/// weights. A signature the single check rejects for its encoding (non-canonical `S`, `R` or `A`
+/// not a point) fails the batch.
 fn batch_verifies(chunk: &[SignatureCheck<'_>]) -> bool {
     if chunk.len() < MIN_BATCH {
         return chunk
@@ -134,27 +160,109 @@ fn batch_verifies(chunk: &[SignatureCheck<'_>]) -> bool {
     // The weights' seed: a hash of everything in the batch, so no one picks the items after
     // seeing their weights (see the module docs).
     let mut seed = Sha256::new();
-    let mut verifier = batch::Verifier::new();
     for c in chunk {
         seed.update(c.key.0);
         seed.update(c.signature.0);
         seed.update((c.message.len() as u64).to_le_bytes());
         seed.update(c.message);
-        verifier.queue((
-            VerificationKeyBytes::from(c.key.0),
-            ed25519_zebra::Signature::from_bytes(&c.signature.0),
-            c.message,
-        ));
     }
-    let rng = ChaCha20Rng::from_seed(seed.finalize().into());
-    verifier.verify(rng).is_ok()
+    let mut rng = ChaCha20Rng::from_seed(seed.finalize().into());
+
+    let mut b_coeff = Scalar::ZERO;
+    let mut r_points = Vec::with_capacity(chunk.len());
+    let mut r_coeffs = Vec::with_capacity(chunk.len());
+    // Each distinct key once, in order of first appearance, with its summed coefficient.
+    let mut key_slot: HashMap<[u8; 32], usize> = HashMap::with_capacity(chunk.len());
+    let mut a_points = Vec::new();
+    let mut a_coeffs: Vec<Scalar> = Vec::new();
+    for c in chunk {
+        let Some(key) = decoded_key(c.key) else {
+            return false;
+        };
+        let (r_bytes, s_bytes) = c.signature.0.split_at(32);
+        let (r_bytes, s_bytes): ([u8; 32], [u8; 32]) =
+            match (r_bytes.try_into(), s_bytes.try_into()) {
+                (Ok(r), Ok(s)) => (r, s),
+                _ => return false,
+            };
+        let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            return false;
+        };
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(c.key.0)
+                .chain_update(c.message),
+        );
+        let mut weight = [0u8; 16];
+        rng.fill_bytes(&mut weight);
+        let z = Scalar::from(u128::from_le_bytes(weight));
+        b_coeff -= z * s;
+        r_points.push(r);
+        r_coeffs.push(z);
+        let slot = *key_slot.entry(c.key.0).or_insert_with(|| {
+            a_points.push(key.point);
+            a_coeffs.push(Scalar::ZERO);
+            a_points.len() - 1
+        });
+        a_coeffs[slot] += z * k;
+    }
+    EdwardsPoint::vartime_multiscalar_mul(
+        std::iter::once(&b_coeff).chain(&a_coeffs).chain(&r_coeffs),
+        std::iter::once(&ED25519_BASEPOINT_POINT)
+            .chain(&a_points)
+            .chain(&r_points),
+    )
+    .mul_by_cofactor()
+    .is_identity()
 }
 
-/// The verdict of each check under ZIP-215, in input order: batches of [`BATCH_SIZE`] in
+/// A public key decoded once: its point for the batch equation and `ed25519-zebra`'s key for the
+/// single check.
+#[derive(Clone, Copy)]
+struct DecodedKey {
+    point: EdwardsPoint,
+    single: VerificationKey,
+}
+
+/// The most keys [`decoded_key`] remembers (about 6 MB). Past it the cache starts over: a flood
+/// of new keys costs what it would without a cache, never more.
+const KEY_CACHE_MAX: usize = 16_384;
+
+/// `key` decoded (`None`: not a point), from a process-wide cache. Decompressing a point costs
+/// about 6 us, a fifth of a signature check, and a busy chain sees the same senders and
+/// validators again and again.
+fn decoded_key(key: &PublicKey) -> Option<DecodedKey> {
+    static CACHE: LazyLock<Mutex<HashMap<[u8; 32], DecodedKey>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let lock = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(hit) = lock().get(&key.0) {
+        return Some(*hit);
+    }
+    let decoded = DecodedKey {
+        point: CompressedEdwardsY(key.0).decompress()?,
+        single: VerificationKey::try_from(key.0).ok()?,
+    };
+    let mut cache = lock();
+    if cache.len() >= KEY_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key.0, decoded);
+    Some(decoded)
+}
+
+/// The verdict of each check under ZIP-215, in input order: batches ([`batch_size`]) in
 /// parallel; the checks of a batch that fails are decided one by one.
 pub fn verify_each(checks: &[SignatureCheck<'_>]) -> Vec<bool> {
     checks
-        .par_chunks(BATCH_SIZE)
+        .par_chunks(batch_size(checks.len()))
         .flat_map_iter(|chunk| {
             let all = batch_verifies(chunk);
             chunk
@@ -167,15 +275,16 @@ pub fn verify_each(checks: &[SignatureCheck<'_>]) -> Vec<bool> {
 /// Verifies every check under ZIP-215, in batches in parallel. On failure returns the index of
 /// the first failing check in input order, so the verdict does not depend on thread scheduling.
 pub fn verify_all(checks: &[SignatureCheck<'_>]) -> Result<(), usize> {
+    let size = batch_size(checks.len());
     let bad = checks
-        .par_chunks(BATCH_SIZE)
+        .par_chunks(size)
         .enumerate()
         .filter(|(_, chunk)| !batch_verifies(chunk))
         .filter_map(|(n, chunk)| {
             chunk
                 .iter()
                 .position(|c| c.key.verify_raw(c.message, c.signature).is_err())
-                .map(|i| n * BATCH_SIZE + i)
+                .map(|i| n * size + i)
         })
         .min();
     match bad {

@@ -148,6 +148,10 @@ struct SenderQueue {
     /// The account's committed nonce as last seen: the first nonce a block can include.
     base_nonce: Nonce,
     by_nonce: BTreeMap<Nonce, Hash>,
+    /// The sum of the queued entries' costs, kept so that admission checks the balance in constant
+    /// time instead of walking the queue (a sender with hundreds pending made admission quadratic).
+    /// It cannot overflow: every admission checked that the sum fits the balance, a `u64`.
+    cost: u64,
 }
 
 /// A bounded record of recent rejections and drops: insertion order, oldest forgotten first.
@@ -338,17 +342,13 @@ impl Pool {
             .into());
         }
         // The balance must cover every pending transaction of the sender plus this one.
-        let mut need = cost;
-        if let Some(q) = queue {
-            for h in q.by_nonce.values() {
-                if Some(*h) == replaced {
-                    continue;
-                }
-                if let Some(e) = self.entries.get(h) {
-                    need = need.checked_add(e.cost).ok_or(TxError::AmountOverflow)?;
-                }
-            }
-        }
+        let replaced_cost = replaced
+            .and_then(|h| self.entries.get(&h))
+            .map_or(0, |e| e.cost.0);
+        let queued = queue.map_or(0, |q| q.cost).saturating_sub(replaced_cost);
+        let need = cost
+            .checked_add(Amount(queued))
+            .ok_or(TxError::AmountOverflow)?;
         if need > account.balance {
             return Err(TxError::InsufficientFunds {
                 have: account.balance,
@@ -425,6 +425,8 @@ impl Pool {
             self.tails.remove(&(e.fee(), Reverse(e.seq), *old_tail));
         }
         q.by_nonce.insert(nonce, hash);
+        // Fits: `need`, which counts it, is at most the balance.
+        q.cost = q.cost.saturating_add(cost.0);
         self.bytes += size;
         self.by_age.push_back((seq, hash));
         self.entries.insert(
@@ -463,6 +465,7 @@ impl Pool {
         if let Some(q) = self.senders.get_mut(&sender) {
             was_tail = q.by_nonce.last_key_value().map(|(_, h)| h) == Some(hash);
             q.by_nonce.remove(&e.tx.tx().nonce);
+            q.cost = q.cost.saturating_sub(e.cost.0);
             if q.by_nonce.is_empty() {
                 self.senders.remove(&sender);
             }
@@ -495,6 +498,18 @@ impl Pool {
                     return Err(format!("{h:?} is queued under {sender}/{nonce}"));
                 }
                 queued += 1;
+            }
+            let cost: u128 = q
+                .by_nonce
+                .values()
+                .filter_map(|h| self.entries.get(h))
+                .map(|e| u128::from(e.cost.0))
+                .sum();
+            if cost != u128::from(q.cost) {
+                return Err(format!(
+                    "sender {sender}: the queue's cost is {}, its entries cost {cost}",
+                    q.cost
+                ));
             }
         }
         if queued != self.entries.len() {

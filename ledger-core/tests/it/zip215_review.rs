@@ -20,8 +20,6 @@ use ledger_core::{
     Amount, ChainId, Hash, Nonce, SignedTransaction, TimestampMs, Transaction, TxError,
     VerifiedTransaction,
 };
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha512};
 
 // ---------------------------------------------------------------------------------------------
@@ -45,8 +43,22 @@ fn as_checks(items: &[Owned]) -> Vec<SignatureCheck<'_>> {
         .collect()
 }
 
+/// The single verdict, from `ed25519-zebra` directly (the reference), checked to be the ledger's
+/// single verdict too (which goes through its decoded-key cache).
 fn single(i: &Owned) -> bool {
-    i.key.verify_raw(&i.message, &i.signature).is_ok()
+    let reference = ed25519_zebra::VerificationKey::try_from(i.key.0).is_ok_and(|k| {
+        k.verify(
+            &ed25519_zebra::Signature::from_bytes(&i.signature.0),
+            &i.message,
+        )
+        .is_ok()
+    });
+    assert_eq!(
+        i.key.verify_raw(&i.message, &i.signature).is_ok(),
+        reference,
+        "verify_raw differs from ed25519-zebra on {i:?}"
+    );
+    reference
 }
 
 /// Every path must give every check its single verdict, on every run (thread scheduling).
@@ -154,24 +166,48 @@ fn identity_encodings() -> Vec<[u8; 32]> {
 #[test]
 fn zip215_review_sizes_boundaries_and_positions_agree() {
     let keys: Vec<Keypair> = (0..3).map(|i| Keypair::dev("review", i)).collect();
-    for n in [0usize, 1, 2, 3, 4, 5, 63, 64, 65, 127, 128, 129, 200] {
+    let max = crypto::MAX_BATCH;
+    for n in [
+        0usize,
+        1,
+        2,
+        3,
+        4,
+        5,
+        63,
+        64,
+        65,
+        127,
+        128,
+        129,
+        200,
+        2 * max - 1,
+        2 * max,
+        2 * max + 1,
+        3 * max + 7,
+    ] {
         let good: Vec<Owned> = (0..n)
             .map(|i| honest(&keys[i % 3], &(i as u64).to_le_bytes()))
             .collect();
         assert_paths_agree(&good, &format!("{n} good"));
-        let mut positions: Vec<usize> = [0, 1, 3, 4, 62, 63, 64, 65, 127, 128, n.saturating_sub(1)]
+        // The edges of the chunks this many checks are cut into, and a few fixed places.
+        let size = crypto::batch_size(n);
+        let mut positions: Vec<usize> = [0, 1, 3, 4, 63, 64, 65, n.saturating_sub(1)]
             .into_iter()
+            .chain([size - 1, size, size + 1, 2 * size - 1, 2 * size])
             .filter(|p| *p < n)
             .collect();
+        positions.sort_unstable();
         positions.dedup();
         for &p in &positions {
             let mut items = good.clone();
             items[p] = broken(items[p].clone());
             assert_paths_agree(&items, &format!("{n} with bad at {p}"));
             // A second bad one later, in another chunk: the first is still reported.
-            if p + 70 < n {
-                items[p + 70] = broken(items[p + 70].clone());
-                assert_paths_agree(&items, &format!("{n} with bad at {p} and {}", p + 70));
+            let later = p + size + 6;
+            if later < n {
+                items[later] = broken(items[later].clone());
+                assert_paths_agree(&items, &format!("{n} with bad at {p} and {later}"));
             }
         }
     }
@@ -375,76 +411,6 @@ fn zip215_review_cancelling_errors_do_not_pass_a_batch() {
     let dup: Vec<Owned> = (0..64).map(|_| items[0].clone()).collect();
     assert_paths_agree(&dup, "one bad item 64 times");
     assert_eq!(crypto::verify_all(&as_checks(&dup)), Err(0));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The weights are not a function of the batch.
-
-/// ADR 0014 (3) says a batch's weights are "deterministic": ChaCha20 keyed by a hash of the
-/// batch. But ed25519-zebra 5 draws the weights while iterating a `hashbrown::HashMap` keyed by
-/// key bytes, whose default hasher (foldhash) is seeded at random per map: which item gets which
-/// weight differs between verifier instances, runs and nodes. This test feeds two verifiers the
-/// same two items and the same ChaCha20 stream, where the items' errors cancel for exactly one
-/// assignment of the two weights: the verdicts differ from one instance to another.
-///
-/// Impact: low. With unpredictable weights a crafted batch still passes only with probability
-/// 2^-128, so verdicts agree in practice; but the determinism ADR 0014 claims (and the crate docs
-/// of `crypto` repeat) does not hold, and the weights are not "unknowable before the batch is
-/// fixed" *because of* the seed: they are partly ambient randomness.
-#[test]
-#[ignore = "ACCEPTED (ADR 0014, decision 3): ed25519-zebra hands out batch weights in hash-map order, so the batch equation is not reproducible; verdicts are (fallback to single checks). Run with --run-ignored to see it"]
-fn zip215_review_batch_weights_are_not_determined_by_the_seed() {
-    use ed25519_zebra::{VerificationKeyBytes, batch};
-    let seed = [7u8; 32];
-    let mut probe = ChaCha20Rng::from_seed(seed);
-    let mut draw = || {
-        let mut b = [0u8; 16];
-        probe.fill_bytes(&mut b);
-        let mut wide = [0u8; 32];
-        wide[..16].copy_from_slice(&b);
-        Scalar::from_bytes_mod_order(wide)
-    };
-    let (z1, z2) = (draw(), draw());
-    // Item x with error z2 and item y with error -z1: cancel iff x gets z1 and y gets z2.
-    let a = scalar(b"order a", 0);
-    let b = scalar(b"order b", 0);
-    let x = forge(
-        a,
-        (B * a).compress().0,
-        scalar(b"rx", 0),
-        EdwardsPoint::default(),
-        b"x",
-        z2,
-    );
-    let y = forge(
-        b,
-        (B * b).compress().0,
-        scalar(b"ry", 0),
-        EdwardsPoint::default(),
-        b"y",
-        -z1,
-    );
-    assert!(!single(&x) && !single(&y));
-    let mut passed = 0;
-    let runs = 200;
-    for _ in 0..runs {
-        let mut v = batch::Verifier::new();
-        for i in [&x, &y] {
-            v.queue((
-                VerificationKeyBytes::from(i.key.0),
-                ed25519_zebra::Signature::from_bytes(&i.signature.0),
-                &i.message[..],
-            ));
-        }
-        if v.verify(ChaCha20Rng::from_seed(seed)).is_ok() {
-            passed += 1;
-        }
-    }
-    assert!(
-        passed == 0 || passed == runs,
-        "the same batch with the same seed passed {passed} times out of {runs}: the weights \
-         depend on the verifier's HashMap order"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -502,6 +502,14 @@ fn the_invariant_checker_reports_a_corrupted_index() {
     assert!(corrupted(&|p| p.bytes += 1).is_err(), "bytes");
     assert!(
         corrupted(&|p| {
+            let q = p.senders.values_mut().next().expect("a sender");
+            q.cost -= 1;
+        })
+        .is_err(),
+        "a sender's queued cost"
+    );
+    assert!(
+        corrupted(&|p| {
             p.tails.pop_first();
         })
         .is_err(),
