@@ -45,7 +45,7 @@
 mod tables;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{Node, NodeKey};
@@ -177,6 +177,12 @@ pub struct Store {
     cache_only: ReadOptions,
     /// `None`: keep every state version.
     versions_kept: Option<u64>,
+    /// Where the next prune starts reading the stale index: the last key an earlier commit of this
+    /// process pruned. Everything below it is deleted, and new entries are only ever added above
+    /// it (they are stale since a newer version). Without it every commit walked the tombstones
+    /// of everything pruned before, until compaction dropped them: a per-block cost that grew
+    /// with the chain. `None` (a fresh process) reads from the start once.
+    prune_from: Mutex<Option<Box<[u8]>>>,
     // Kept alive for as long as the DB uses them.
     _cache: Cache,
     _state_cache: Cache,
@@ -263,6 +269,7 @@ impl Store {
                 r
             },
             versions_kept: (!cfg.keep_all_versions).then_some(cfg.state_versions_kept.max(1)),
+            prune_from: Mutex::new(None),
             _cache: cache,
             _state_cache: state_cache,
         };
@@ -767,7 +774,7 @@ impl Store {
             ));
         }
         self.put_state(&mut batch, c.state, true);
-        self.prune_state(&mut batch, c.state.version)?;
+        let pruned_to = self.prune_state(&mut batch, c.state.version)?;
         batch.put_cf(self.cf(Table::Meta), tables::META_HEAD, hk);
         batch.put_cf(self.cf(Table::Meta), tables::META_ACCOUNT_TXS_HEIGHT, hk);
         // The decided height's WAL entries go with it, as point deletes of the keys that exist:
@@ -779,6 +786,12 @@ impl Store {
             batch.delete_cf(self.cf(Table::ConsensusWal), key);
         }
         self.db.write_opt(batch, &synced())?;
+        if pruned_to.is_some() {
+            *self
+                .prune_from
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = pruned_to;
+        }
         Ok(())
     }
 
@@ -887,17 +900,30 @@ impl Store {
 
     /// Adds to `batch` the deletion of what no kept version needs once `version` is the newest:
     /// everything stale since `version - versions_kept + 1` or earlier (at most
-    /// [`MAX_PRUNED_PER_COMMIT`] index entries; the rest goes with the next blocks).
-    fn prune_state(&self, batch: &mut WriteBatch, version: Version) -> Result<usize, StoreError> {
+    /// [`MAX_PRUNED_PER_COMMIT`] index entries; the rest goes with the next blocks). Returns the
+    /// last index key it pruned, where the next prune may start once `batch` is written.
+    fn prune_state(
+        &self,
+        batch: &mut WriteBatch,
+        version: Version,
+    ) -> Result<Option<Box<[u8]>>, StoreError> {
         let Some(kept) = self.versions_kept else {
-            return Ok(0);
+            return Ok(None);
         };
         let Some(oldest_kept) = version.checked_sub(kept - 1) else {
-            return Ok(0);
+            return Ok(None);
         };
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(oldest_kept.saturating_add(1).to_be_bytes().to_vec());
-        let mut pruned = 0;
+        if let Some(from) = self
+            .prune_from
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            opts.set_iterate_lower_bound(from.to_vec());
+        }
+        let mut last = None;
         for item in self
             .db
             .iterator_cf_opt(self.cf(Table::StateStale), opts, IteratorMode::Start)
@@ -919,18 +945,21 @@ impl Store {
                         StoreError::corrupt(Table::StateStale, &k, "value key is not 32 bytes")
                     })?;
                     let key_hash = KeyHash(key_hash);
-                    // Every value of this key older than `since`: the one at `since` (or a newer
-                    // one) is what every kept version reads.
+                    // The value this key had before `since`: the one at `since` (or a newer one)
+                    // is what every kept version reads. It is the only one left: each value
+                    // written by a block has its own index entry, pruned in version order, which
+                    // deleted the one before it (and a genesis value is the first). So read
+                    // backwards and take one, never walking the tombstones of older values.
                     let mut opts = ReadOptions::default();
+                    opts.set_iterate_lower_bound(tables::state_value_key(&key_hash, 0).to_vec());
                     opts.set_iterate_upper_bound(
                         tables::state_value_key(&key_hash, since).to_vec(),
                     );
-                    let from = tables::state_value_key(&key_hash, 0);
-                    for item in self.db.iterator_cf_opt(
-                        self.cf(Table::StateValues),
-                        opts,
-                        IteratorMode::From(&from, Direction::Forward),
-                    ) {
+                    if let Some(item) = self
+                        .db
+                        .iterator_cf_opt(self.cf(Table::StateValues), opts, IteratorMode::End)
+                        .next()
+                    {
                         let (vk, _) = item?;
                         batch.delete_cf(self.cf(Table::StateValues), vk);
                     }
@@ -938,9 +967,9 @@ impl Store {
                 _ => return Err(StoreError::corrupt(Table::StateStale, &k, "unknown kind")),
             }
             batch.delete_cf(self.cf(Table::StateStale), &k);
-            pruned += 1;
+            last = Some(k);
         }
-        Ok(pruned)
+        Ok(last)
     }
 
     /// Appends one consensus WAL entry for `height`, durably (synced) before returning.
