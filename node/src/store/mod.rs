@@ -945,21 +945,18 @@ impl Store {
                         StoreError::corrupt(Table::StateStale, &k, "value key is not 32 bytes")
                     })?;
                     let key_hash = KeyHash(key_hash);
-                    // The value this key had before `since`: the one at `since` (or a newer one)
-                    // is what every kept version reads. It is the only one left: each value
-                    // written by a block has its own index entry, pruned in version order, which
-                    // deleted the one before it (and a genesis value is the first). So read
-                    // backwards and take one, never walking the tombstones of older values.
+                    // Every value of this key older than `since`: the one at `since` (or a newer
+                    // one) is what every kept version reads.
                     let mut opts = ReadOptions::default();
-                    opts.set_iterate_lower_bound(tables::state_value_key(&key_hash, 0).to_vec());
                     opts.set_iterate_upper_bound(
                         tables::state_value_key(&key_hash, since).to_vec(),
                     );
-                    if let Some(item) = self
-                        .db
-                        .iterator_cf_opt(self.cf(Table::StateValues), opts, IteratorMode::End)
-                        .next()
-                    {
+                    let from = tables::state_value_key(&key_hash, 0);
+                    for item in self.db.iterator_cf_opt(
+                        self.cf(Table::StateValues),
+                        opts,
+                        IteratorMode::From(&from, Direction::Forward),
+                    ) {
                         let (vk, _) = item?;
                         batch.delete_cf(self.cf(Table::StateValues), vk);
                     }
