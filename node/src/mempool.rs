@@ -1160,4 +1160,6 @@ fn handle_msg<A: AccountSource>(
 }
 
 #[cfg(test)]
+mod review_tests;
+#[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //! Randomized tests take their seed from the environment (`PROPTEST_SEED`-style variables named in
 //! each module, `SIM_SEED` / `SIM_SEEDS` for the simulator) and print it on failure.
 
+mod batch_cache_review;
 mod consensus_steps;
 mod engine;
 mod engine_limits;
