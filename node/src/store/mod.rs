@@ -44,6 +44,7 @@
 
 mod tables;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -71,6 +72,18 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// Most stale-index entries one commit prunes: a node that switches from keeping every version to
 /// a window catches up over several blocks instead of one huge batch.
 const MAX_PRUNED_PER_COMMIT: usize = 500_000;
+
+/// Most keys [`Store`] remembers a value-prune bound for (about 4 MB).
+const PRUNED_VALUE_KEYS_MAX: usize = 65_536;
+
+/// What a prune deleted, for [`Store::commit_block`] to remember once its batch is written.
+#[derive(Default)]
+struct Pruned {
+    /// The last stale-index key pruned.
+    last: Option<Box<[u8]>>,
+    /// Each key whose values were pruned, with the version below which none is left.
+    values_below: Vec<(KeyHash, Version)>,
+}
 
 /// Where a transaction sits in the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -183,6 +196,12 @@ pub struct Store {
     /// of everything pruned before, until compaction dropped them: a per-block cost that grew
     /// with the chain. `None` (a fresh process) reads from the start once.
     prune_from: Mutex<Option<Box<[u8]>>>,
+    /// Per key, the version below which its values are all deleted: the `since` of the last value
+    /// prune of that key in this process. A value prune reads from there, not from version 0, so
+    /// a key written every block (a proposer's account) does not walk the tombstones of all its
+    /// earlier values. Bounded: it starts over past [`PRUNED_VALUE_KEYS_MAX`] keys (a forgotten
+    /// key reads from 0 once).
+    values_pruned_below: Mutex<HashMap<KeyHash, Version>>,
     // Kept alive for as long as the DB uses them.
     _cache: Cache,
     _state_cache: Cache,
@@ -270,6 +289,7 @@ impl Store {
             },
             versions_kept: (!cfg.keep_all_versions).then_some(cfg.state_versions_kept.max(1)),
             prune_from: Mutex::new(None),
+            values_pruned_below: Mutex::new(HashMap::new()),
             _cache: cache,
             _state_cache: state_cache,
         };
@@ -786,11 +806,21 @@ impl Store {
             batch.delete_cf(self.cf(Table::ConsensusWal), key);
         }
         self.db.write_opt(batch, &synced())?;
-        if pruned_to.is_some() {
+        if pruned_to.last.is_some() {
             *self
                 .prune_from
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = pruned_to;
+                .unwrap_or_else(PoisonError::into_inner) = pruned_to.last;
+        }
+        if !pruned_to.values_below.is_empty() {
+            let mut below = self
+                .values_pruned_below
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if below.len() + pruned_to.values_below.len() > PRUNED_VALUE_KEYS_MAX {
+                below.clear();
+            }
+            below.extend(pruned_to.values_below);
         }
         Ok(())
     }
@@ -902,17 +932,14 @@ impl Store {
     /// everything stale since `version - versions_kept + 1` or earlier (at most
     /// [`MAX_PRUNED_PER_COMMIT`] index entries; the rest goes with the next blocks). Returns the
     /// last index key it pruned, where the next prune may start once `batch` is written.
-    fn prune_state(
-        &self,
-        batch: &mut WriteBatch,
-        version: Version,
-    ) -> Result<Option<Box<[u8]>>, StoreError> {
+    fn prune_state(&self, batch: &mut WriteBatch, version: Version) -> Result<Pruned, StoreError> {
         let Some(kept) = self.versions_kept else {
-            return Ok(None);
+            return Ok(Pruned::default());
         };
         let Some(oldest_kept) = version.checked_sub(kept - 1) else {
-            return Ok(None);
+            return Ok(Pruned::default());
         };
+        let mut pruned = Pruned::default();
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(oldest_kept.saturating_add(1).to_be_bytes().to_vec());
         if let Some(from) = self
@@ -923,7 +950,6 @@ impl Store {
         {
             opts.set_iterate_lower_bound(from.to_vec());
         }
-        let mut last = None;
         for item in self
             .db
             .iterator_cf_opt(self.cf(Table::StateStale), opts, IteratorMode::Start)
@@ -946,12 +972,21 @@ impl Store {
                     })?;
                     let key_hash = KeyHash(key_hash);
                     // Every value of this key older than `since`: the one at `since` (or a newer
-                    // one) is what every kept version reads.
+                    // one) is what every kept version reads. Read from where the key's last prune
+                    // left off: everything below is deleted, and no value is ever written at a
+                    // version older than the newest.
                     let mut opts = ReadOptions::default();
                     opts.set_iterate_upper_bound(
                         tables::state_value_key(&key_hash, since).to_vec(),
                     );
-                    let from = tables::state_value_key(&key_hash, 0);
+                    let below = self
+                        .values_pruned_below
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&key_hash)
+                        .copied()
+                        .unwrap_or(0);
+                    let from = tables::state_value_key(&key_hash, below.min(since));
                     for item in self.db.iterator_cf_opt(
                         self.cf(Table::StateValues),
                         opts,
@@ -960,13 +995,14 @@ impl Store {
                         let (vk, _) = item?;
                         batch.delete_cf(self.cf(Table::StateValues), vk);
                     }
+                    pruned.values_below.push((key_hash, since));
                 }
                 _ => return Err(StoreError::corrupt(Table::StateStale, &k, "unknown kind")),
             }
             batch.delete_cf(self.cf(Table::StateStale), &k);
-            last = Some(k);
+            pruned.last = Some(k);
         }
-        Ok(last)
+        Ok(pruned)
     }
 
     /// Appends one consensus WAL entry for `height`, durably (synced) before returning.
@@ -1124,5 +1160,7 @@ impl StateStore for Store {
         false
     }
 }
+#[cfg(test)]
+mod cursor_review_tests;
 #[cfg(test)]
 mod review_tests;
