@@ -3,7 +3,7 @@
 //! # The verification rule: ZIP-215
 //!
 //! Every signature in the ledger is checked under ZIP-215 (Zcash Improvement Proposal 215, the
-//! rule written for consensus; ADR 0014), through `ed25519-zebra`, and only under it:
+//! rule written for consensus; ADR 0014), and only under it:
 //! - `S` must be canonical (`S < L`);
 //! - the public key `A` and the commitment `R` must be valid point encodings, and non-canonical
 //!   encodings of a point are accepted (decoded as the point they name);
@@ -11,17 +11,17 @@
 //! - the cofactored equation `[8][S]B = [8]R + [8][k]A` must hold, with `k` hashed from the
 //!   encodings of `R` and `A` as given.
 //!
-//! The same rule decides one signature ([`PublicKey::verify_raw`]) and a batch ([`verify_all`],
-//! [`verify_each`]): the batch equation is the sum of the single cofactored equations with random
-//! 128-bit weights, so a batch passes exactly when every signature in it does (but with
-//! probability 2^-128). The weights are drawn from a ChaCha20 stream keyed by a hash of the whole
-//! batch, so no one can choose a batch knowing its weights. Which signature gets which weight
-//! also follows the iteration order of `ed25519-zebra`'s hash map (seeded at random per map), so
-//! the batch equation itself is not reproducible; the verdict is: a batch of valid signatures
-//! always passes, and a batch that fails is checked one signature at a time, which finds the bad
-//! ones without rejecting their neighbours. Only a batch holding an invalid signature that passes
-//! anyway (probability 2^-128 per batch) could differ between nodes. The ed25519-speccheck vectors of "Taming the many
-//! EdDSAs" (Chalkias et al., 2020) are pinned with ZIP-215's verdicts in the tests, for both paths.
+//! The same rule decides one signature ([`PublicKey::verify_raw`], `ed25519-zebra`'s check) and a
+//! batch ([`verify_all`], [`verify_each`]): the batch equation (written here over curve25519-dalek,
+//! as `ed25519-zebra` writes it, but over cached decoded keys) is the sum of the single cofactored
+//! equations with random 128-bit weights, so a batch passes exactly when every signature in it
+//! does (but with probability 2^-128). The weights are drawn in input order from a ChaCha20
+//! stream keyed by a hash of the whole batch, so no one can choose a batch knowing its weights,
+//! and the same batch gives the same equation everywhere. A batch of valid signatures always
+//! passes, and a batch that fails is checked one signature at a time, which finds the bad ones
+//! without rejecting their neighbours. The ed25519-speccheck vectors of "Taming the many EdDSAs"
+//! (Chalkias et al., 2020) are pinned with ZIP-215's verdicts in the tests, for both paths, and
+//! every verdict is compared with `ed25519-zebra` called directly.
 //!
 //! Keys and signing stay with `ed25519-dalek`: only verification is ZIP-215.
 //!
@@ -232,15 +232,24 @@ struct DecodedKey {
 /// of new keys costs what it would without a cache, never more.
 const KEY_CACHE_MAX: usize = 16_384;
 
+static KEYS: LazyLock<Mutex<HashMap<[u8; 32], DecodedKey>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Empties the decoded-key cache: the next checks decode every key again. For benchmarks that
+/// measure keys never seen before; nothing else needs it.
+#[doc(hidden)]
+pub fn forget_decoded_keys() {
+    KEYS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
+}
+
 /// `key` decoded (`None`: not a point), from a process-wide cache. Decompressing a point costs
 /// about 6 us, a fifth of a signature check, and a busy chain sees the same senders and
 /// validators again and again.
 fn decoded_key(key: &PublicKey) -> Option<DecodedKey> {
-    static CACHE: LazyLock<Mutex<HashMap<[u8; 32], DecodedKey>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
     let lock = || {
-        CACHE
-            .lock()
+        KEYS.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
     if let Some(hit) = lock().get(&key.0) {
