@@ -12,8 +12,8 @@
 # 4. half of that rate for BENCH_HALF_SECS seconds -> submit-to-final p50 / p99;
 # 5. start-up time to serving on a store of 100,000 blocks (`cargo bench --workspace --bench startup`),
 #    with the genesis's accounts and again with 1,000,000 more (start-up cost must not grow with them).
-#    Writing the second store is slow: 20,000 of its 100,000 blocks took 14 minutes on 2 cores
-#    (each block updates the tree of a million accounts); BENCH_STARTUP_ACCOUNTS=0 or
+#    Writing the second store takes about 13 minutes on 2 cores (each block updates the tree of a
+#    million accounts, through the node's own synced commit); BENCH_STARTUP_ACCOUNTS=0 or
 #    BENCH_BLOCKS=20000 shortens it.
 #
 # Ends with `final_tps=<n> p50_ms=<n> p99_ms=<n> read_rps=<n> rss_mb=<n>` (rss_mb: most resident
