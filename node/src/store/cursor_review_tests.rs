@@ -10,71 +10,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ledger_core::Keypair;
 use ledger_core::state::{State, StateError};
-use ledger_core::vote::CommitSig;
-use ledger_core::{BlockHeader, ChainId, Keypair, Nonce, Round, Signature, TimestampMs};
 
+use super::review_tests::{acc, block, cert, cfg, init};
 use super::*;
-
-fn chain() -> ChainId {
-    ChainId::new("cursor-review-test").expect("valid")
-}
 
 fn addr(i: u32) -> Address {
     Keypair::dev("cursor-review", i).address()
-}
-
-fn acc(b: u64, n: u64) -> Account {
-    Account {
-        balance: ledger_core::Amount(b),
-        nonce: Nonce(n),
-    }
-}
-
-fn cfg(kept: Option<u64>) -> StoreConfig {
-    let mut c = StoreConfig::default();
-    match kept {
-        Some(k) => c.state_versions_kept = k,
-        None => c.keep_all_versions = true,
-    }
-    c
-}
-
-fn block(height: u64, prev: Hash, state_root: Hash) -> Block {
-    Block {
-        header: BlockHeader {
-            chain_id: chain(),
-            height: Height(height),
-            prev_hash: prev,
-            timestamp_ms: TimestampMs(height * 1000),
-            proposer: Keypair::dev("v", 0).address(),
-            tx_root: Hash::ZERO,
-            tx_count: 0,
-            state_root,
-            last_commit_hash: Hash::ZERO,
-        },
-        last_commit: None,
-        txs: vec![],
-    }
-}
-
-fn cert(height: u64, hash: Hash) -> CommitCertificate {
-    CommitCertificate {
-        height: Height(height),
-        round: Round(0),
-        block_hash: hash,
-        signatures: vec![CommitSig {
-            validator: Keypair::dev("v", 0).address(),
-            signature: Signature([7; 64]),
-        }],
-    }
-}
-
-fn init(store: &Arc<Store>, genesis: Hash, accounts: &[(Address, Account)]) -> State {
-    store
-        .initialise(genesis, accounts)
-        .expect("initialises")
-        .expect("was not initialised")
 }
 
 fn genesis_accounts(n: u32) -> Vec<(Address, Account)> {

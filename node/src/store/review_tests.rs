@@ -19,14 +19,14 @@ fn addr(i: u32) -> Address {
     Keypair::dev("review", i).address()
 }
 
-fn acc(b: u64, n: u64) -> Account {
+pub(super) fn acc(b: u64, n: u64) -> Account {
     Account {
         balance: ledger_core::Amount(b),
         nonce: Nonce(n),
     }
 }
 
-fn cfg(kept: Option<u64>) -> StoreConfig {
+pub(super) fn cfg(kept: Option<u64>) -> StoreConfig {
     let mut c = StoreConfig::default();
     match kept {
         Some(k) => c.state_versions_kept = k,
@@ -35,7 +35,7 @@ fn cfg(kept: Option<u64>) -> StoreConfig {
     c
 }
 
-fn block(height: u64, prev: Hash, state_root: Hash) -> Block {
+pub(super) fn block(height: u64, prev: Hash, state_root: Hash) -> Block {
     Block {
         header: BlockHeader {
             chain_id: chain(),
@@ -53,7 +53,7 @@ fn block(height: u64, prev: Hash, state_root: Hash) -> Block {
     }
 }
 
-fn cert(height: u64, hash: Hash) -> CommitCertificate {
+pub(super) fn cert(height: u64, hash: Hash) -> CommitCertificate {
     CommitCertificate {
         height: Height(height),
         round: Round(0),
@@ -67,7 +67,7 @@ fn cert(height: u64, hash: Hash) -> CommitCertificate {
 
 /// Loads `accounts` as the genesis state and marks the store initialised, as `load_chain` does
 /// (with the same function).
-fn init(store: &Arc<Store>, genesis: Hash, accounts: &[(Address, Account)]) -> State {
+pub(super) fn init(store: &Arc<Store>, genesis: Hash, accounts: &[(Address, Account)]) -> State {
     store
         .initialise(genesis, accounts)
         .expect("initialises")
